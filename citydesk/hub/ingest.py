@@ -1,0 +1,172 @@
+"""The ingest pipeline: the one path from "records arrived" to "stored, announced".
+
+Every channel (SensorThings POST, MQTT, connectors, manual entry, the simulator) calls
+``IngestPipeline.ingest``: validate against the datastream catalog, resolve FeaturesOfInterest,
+write the good rows and quarantine the bad ones in one transaction, and only after the commit
+publish ``observations.stored`` on the bus. A caller may acknowledge its sender once this returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import orjson
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from citydesk.bus import MemoryBus
+from citydesk.hub.catalog import DatastreamCatalog
+from citydesk.hub.features import Locator, foi_for_feature, foi_for_thing, point_of
+from citydesk.hub.models import quarantine
+from citydesk.hub.records import IngestResult, ObservationIn, Rejected, StoredObservation
+from citydesk.hub.store import ObservationStore
+from citydesk.hub.validate import validate
+
+log = logging.getLogger(__name__)
+
+
+class CityLocator(Locator, Protocol):
+    """What ingestion needs from the city's geography (see ``citydesk.geo.CityGeo``)."""
+
+    def in_city(self, lon: float, lat: float) -> bool: ...
+
+    def district_of(self, lon: float, lat: float) -> str | None: ...
+
+
+def _payload_text(payload: Any) -> str:
+    if isinstance(payload, bytes | bytearray):
+        return payload.decode("utf-8", "replace")
+    if isinstance(payload, str):
+        return payload
+    if isinstance(payload, ObservationIn):
+        payload = {
+            "datastream_id": payload.datastream_id,
+            "result": payload.result,
+            "phenomenonTime": payload.phenomenon_time.isoformat() if payload.phenomenon_time else None,
+            "feature": payload.feature,
+        }
+    return orjson.dumps(payload, default=str).decode()
+
+
+class IngestPipeline:
+    """Validates, stores and announces observation batches."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: ObservationStore,
+        catalog: DatastreamCatalog,
+        geo: CityLocator,
+        bus: MemoryBus,
+        *,
+        max_future: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.catalog = catalog
+        self.geo = geo
+        self.bus = bus
+        self.max_future = max_future
+        self.clock = clock
+
+    def ingest(
+        self,
+        records: Sequence[ObservationIn],
+        *,
+        channel: str,
+        source_id: int | None = None,
+        dedupe: bool = False,
+        rejected: Sequence[Rejected] = (),
+        quarantine_rejects: bool = True,
+    ) -> IngestResult:
+        """Store what is valid, quarantine what is not (unless the caller reports it itself)."""
+        now = self.clock()
+        result = IngestResult(rejected=list(rejected))
+        with self.engine.connect().execution_options(read_only=True) as conn:
+            facts = self.catalog.get_many(conn, {r.datastream_id for r in records})
+        good: list[tuple[ObservationIn, StoredObservation]] = []
+        for rec in records:
+            checked = validate(
+                rec,
+                facts.get(rec.datastream_id),
+                now=now,
+                max_future=self.max_future,
+                in_city=self.geo.in_city,
+                with_dedup_key=dedupe,
+            )
+            if isinstance(checked, Rejected):
+                result.rejected.append(checked)
+            else:
+                good.append((rec, checked))
+        for attempt in (1, 2):
+            self.store.prepare(s for _, s in good)
+            try:
+                with self.engine.begin() as conn:
+                    rows, no_feature = self._attach_features(conn, good)
+                    result.duplicates = self.store.write(conn, rows, dedupe=dedupe)
+                    if quarantine_rejects and (result.rejected or no_feature):
+                        self._quarantine(conn, result.rejected + no_feature, channel, source_id, now)
+                result.stored = [r for r in rows if r.id is not None]
+                result.rejected += no_feature
+                break
+            except DBAPIError as exc:
+                # Retention in another process dropped a partition this process thought it had.
+                if attempt == 2 or "no partition of relation" not in str(exc):
+                    raise
+                self.store.forget_partitions()
+        if result.stored:
+            self.bus.publish(
+                "observations.stored",
+                {"channel": channel, "source_id": source_id, "observations": result.stored},
+            )
+        return result
+
+    def _attach_features(
+        self, conn: Connection, good: list[tuple[ObservationIn, StoredObservation]]
+    ) -> tuple[list[StoredObservation], list[Rejected]]:
+        """Give every row its FeatureOfInterest (and district, if it reports a position)."""
+        rows: list[StoredObservation] = []
+        refused: list[Rejected] = []
+        thing_foi: dict[int, int | None] = {}
+        for rec, row in good:
+            if rec.feature is not None and rec.foi_id is None:
+                row.foi_id = foi_for_feature(conn, rec.feature, self.geo)
+                point = point_of(rec.feature)
+                if point is not None:
+                    row.district_code = self.geo.district_of(*point) or row.district_code
+            if row.foi_id is None:
+                facts = self.catalog.get_many(conn, {row.datastream_id})[row.datastream_id]
+                if facts.thing_id not in thing_foi:
+                    thing_foi[facts.thing_id] = foi_for_thing(conn, facts.thing_id, self.geo)
+                    self.catalog.forget(row.datastream_id)
+                row.foi_id = thing_foi[facts.thing_id]
+                if row.foi_id is None:
+                    refused.append(
+                        Rejected(rec, "no FeatureOfInterest given and the Thing has no Location to derive one")
+                    )
+                    continue
+            rows.append(row)
+        return rows, refused
+
+    @staticmethod
+    def _quarantine(
+        conn: Connection, rejects: list[Rejected], channel: str, source_id: int | None, now: datetime
+    ) -> None:
+        conn.execute(
+            quarantine.insert(),
+            [
+                {
+                    "source_id": source_id,
+                    "channel": channel,
+                    "received_at": now,
+                    "payload": _payload_text(r.payload),
+                    "reason": r.reason,
+                }
+                for r in rejects
+            ],
+        )
+        log.info("quarantined %d record(s) from %s", len(rejects), channel)

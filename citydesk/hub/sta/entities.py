@@ -1,0 +1,241 @@
+"""The eight SensorThings entity sets, described once as data.
+
+Everything generic (reads, writes, navigation, ``$expand``, ``$filter`` paths, serialisation)
+is driven by this table instead of per-entity code: an entity set is its table, its JSON fields
+with their columns and kinds, and its relations to other sets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sqlalchemy import Column, Table
+
+from citydesk.hub.models import (
+    datastreams,
+    features_of_interest,
+    historical_location_locations,
+    historical_locations,
+    locations,
+    observations,
+    observed_properties,
+    sensors,
+    thing_locations,
+    things,
+)
+
+FieldKind = Literal["string", "number", "datetime", "interval", "json", "geometry", "result", "id"]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One JSON property: its column(s), kind, and whether clients may set it."""
+
+    name: str
+    column: str | None
+    kind: FieldKind
+    required: bool = False
+    writable: bool = True
+    end_column: str | None = None
+    """For intervals (``start/end``) the column of the end."""
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A navigation property.
+
+    ``one``: this table's ``local`` column holds the target id. ``many``: the target table's
+    ``remote`` column holds this id. ``link``: rows of ``through`` pair ``local`` (this id) with
+    ``remote`` (target id).
+    """
+
+    name: str
+    target: str
+    kind: Literal["one", "many", "link"]
+    local: str | None = None
+    remote: str | None = None
+    through: Table | None = None
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class EntitySet:
+    name: str
+    singular: str
+    table: Table
+    fields: tuple[FieldSpec, ...]
+    relations: tuple[Relation, ...]
+    extra_columns: tuple[str, ...] = field(default=())
+    """Stored columns derived by the server (district, h3, ...), not part of the STA model."""
+
+    def field(self, name: str) -> FieldSpec | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    def relation(self, name: str) -> Relation | None:
+        return next((r for r in self.relations if r.name == name), None)
+
+    def col(self, name: str) -> Column[object]:
+        return self.table.c[name]
+
+
+def _common(*extra: FieldSpec) -> tuple[FieldSpec, ...]:
+    return (
+        FieldSpec("name", "name", "string", required=True),
+        FieldSpec("description", "description", "string"),
+        *extra,
+    )
+
+
+SETS: dict[str, EntitySet] = {
+    s.name: s
+    for s in (
+        EntitySet(
+            "Things",
+            "Thing",
+            things,
+            _common(FieldSpec("properties", "properties", "json")),
+            (
+                Relation("Locations", "Locations", "link", "thing_id", "location_id", thing_locations),
+                Relation("HistoricalLocations", "HistoricalLocations", "many", remote="thing_id"),
+                Relation("Datastreams", "Datastreams", "many", remote="thing_id"),
+            ),
+        ),
+        EntitySet(
+            "Locations",
+            "Location",
+            locations,
+            _common(
+                FieldSpec("encodingType", "encoding_type", "string", required=True),
+                FieldSpec("location", "location", "geometry", required=True),
+                FieldSpec("properties", "properties", "json"),
+            ),
+            (
+                Relation("Things", "Things", "link", "location_id", "thing_id", thing_locations),
+                Relation(
+                    "HistoricalLocations",
+                    "HistoricalLocations",
+                    "link",
+                    "location_id",
+                    "historical_location_id",
+                    historical_location_locations,
+                ),
+            ),
+            ("district_code", "h3_cell"),
+        ),
+        EntitySet(
+            "HistoricalLocations",
+            "HistoricalLocation",
+            historical_locations,
+            (FieldSpec("time", "time", "datetime", required=True),),
+            (
+                Relation("Thing", "Things", "one", local="thing_id", required=True),
+                Relation(
+                    "Locations",
+                    "Locations",
+                    "link",
+                    "historical_location_id",
+                    "location_id",
+                    historical_location_locations,
+                ),
+            ),
+        ),
+        EntitySet(
+            "Datastreams",
+            "Datastream",
+            datastreams,
+            _common(
+                FieldSpec("unitOfMeasurement", "unit_of_measurement", "json", required=True),
+                FieldSpec("observationType", "observation_type", "string", required=True),
+                FieldSpec("observedArea", "observed_area", "geometry", writable=False),
+                FieldSpec(
+                    "phenomenonTime", "phenomenon_time_start", "interval", writable=False,
+                    end_column="phenomenon_time_end",
+                ),
+                FieldSpec("resultTime", "result_time_start", "interval", writable=False, end_column="result_time_end"),
+                FieldSpec("properties", "properties", "json"),
+            ),
+            (
+                Relation("Thing", "Things", "one", local="thing_id", required=True),
+                Relation("Sensor", "Sensors", "one", local="sensor_id", required=True),
+                Relation("ObservedProperty", "ObservedProperties", "one", local="observed_property_id", required=True),
+                Relation("Observations", "Observations", "many", remote="datastream_id"),
+            ),
+            ("family", "district_code"),
+        ),
+        EntitySet(
+            "Sensors",
+            "Sensor",
+            sensors,
+            _common(
+                FieldSpec("encodingType", "encoding_type", "string", required=True),
+                FieldSpec("metadata", "metadata", "string", required=True),
+                FieldSpec("properties", "properties", "json"),
+            ),
+            (Relation("Datastreams", "Datastreams", "many", remote="sensor_id"),),
+        ),
+        EntitySet(
+            "ObservedProperties",
+            "ObservedProperty",
+            observed_properties,
+            (
+                FieldSpec("name", "name", "string", required=True),
+                FieldSpec("definition", "definition", "string", required=True),
+                FieldSpec("description", "description", "string"),
+                FieldSpec("properties", "properties", "json"),
+            ),
+            (Relation("Datastreams", "Datastreams", "many", remote="observed_property_id"),),
+        ),
+        EntitySet(
+            "Observations",
+            "Observation",
+            observations,
+            (
+                FieldSpec("phenomenonTime", "phenomenon_time", "interval", end_column="phenomenon_time_end"),
+                FieldSpec("resultTime", "result_time", "datetime"),
+                FieldSpec("result", "result_number", "result", required=True),
+                FieldSpec("resultQuality", "result_quality", "json"),
+                FieldSpec("validTime", "valid_time_start", "interval", end_column="valid_time_end"),
+                FieldSpec("parameters", "parameters", "json"),
+            ),
+            (
+                Relation("Datastream", "Datastreams", "one", local="datastream_id", required=True),
+                Relation("FeatureOfInterest", "FeaturesOfInterest", "one", local="foi_id"),
+            ),
+            ("district_code",),
+        ),
+        EntitySet(
+            "FeaturesOfInterest",
+            "FeatureOfInterest",
+            features_of_interest,
+            _common(
+                FieldSpec("encodingType", "encoding_type", "string", required=True),
+                FieldSpec("feature", "feature", "geometry", required=True),
+                FieldSpec("properties", "properties", "json"),
+            ),
+            (Relation("Observations", "Observations", "many", remote="foi_id"),),
+            ("district_code", "h3_cell"),
+        ),
+    )
+}
+
+SINGULAR: dict[str, EntitySet] = {s.singular: s for s in SETS.values()}
+
+
+def entity_set(name: str) -> EntitySet | None:
+    return SETS.get(name)
+
+
+def inverse(parent: EntitySet, rel: Relation) -> Relation | None:
+    """The relation on the target that points back (Datastream.Thing ↔ Thing.Datastreams)."""
+    target = SETS[rel.target]
+    for back in target.relations:
+        if back.target != parent.name:
+            continue
+        if rel.kind == "one" and back.kind == "many" and back.remote == rel.local:
+            return back
+        if rel.kind == "many" and back.kind == "one" and back.local == rel.remote:
+            return back
+        if rel.kind == "link" and back.kind == "link" and back.through is rel.through:
+            return back
+    return None

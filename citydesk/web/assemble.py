@@ -1,0 +1,31 @@
+"""Assembling a runnable server: the app object, its background services, the ASGI app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from citydesk.config import Settings
+from citydesk.hub.maintenance import Maintenance
+from citydesk.web.app import App, build_app, create_asgi
+
+
+def attach_services(app: App, *, simulate: bool = False, sensors: int = 4, rate: float = 1.0) -> None:
+    """Background services in start order: housekeeping, connectors, MQTT, simulator."""
+    app.background.append(Maintenance(app))
+    from citydesk.hub.sources import attach as attach_sources
+
+    attach_sources(app)
+    if app.settings.mqtt_url:
+        from citydesk.hub.sta.mqtt import MqttPublisher
+
+        app.background.append(MqttPublisher(app))
+    if simulate:
+        from citydesk.simulator import attach as attach_simulator
+
+        attach_simulator(app, sensors_per_district=sensors, rate_per_minute=rate)
+
+
+def assemble(settings: Settings, *, simulate: bool = False, sensors: int = 4, rate: float = 1.0) -> FastAPI:
+    app = build_app(settings)
+    attach_services(app, simulate=simulate, sensors=sensors, rate=rate)
+    return create_asgi(app)

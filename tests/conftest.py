@@ -1,0 +1,107 @@
+"""Shared fixtures: real databases (SQLite file and PostgreSQL), migrated, and an app on them.
+
+No mocks of the database or the broker: PostgreSQL tests get a fresh database of their own on the
+local server (created and dropped here); services that are down are started by ``services.sh``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from citydesk.config import Settings
+from citydesk.db import make_engine, upgrade
+from citydesk.seed import seed_geography
+from citydesk.web.app import App, build_app, create_asgi
+
+PG_ADMIN_URL = os.environ.get("CITYDESK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+SERVICES = Path(__file__).resolve().parents[2] / "shared" / "services.sh"
+_counter = itertools.count()
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if SERVICES.exists() and not all(port_open(p) for p in (5432, 1883)):
+        subprocess.run(["bash", str(SERVICES), "postgres", "mosquitto"], check=False)
+
+
+def _pg_url(dbname: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + dbname
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    if not port_open(5432):
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    name = f"citydesk_t{os.getpid()}_{next(_counter)}"
+    admin = make_engine(PG_ADMIN_URL)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield _pg_url(name)
+    finally:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/citydesk.db"
+
+
+def migrated_engine(url: str) -> Engine:
+    engine = make_engine(url)
+    upgrade(engine)
+    seed_geography(engine)
+    return engine
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs twice: on the embedded SQLite file and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/citydesk.db"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def app(db_url: str) -> Iterator[App]:
+    engine = migrated_engine(db_url)
+    yield build_app(Settings(database_url=db_url), engine=engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def client(app: App) -> Iterator[TestClient]:
+    with TestClient(create_asgi(app)) as c:
+        yield c
+
+
+STAFF_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def staff(app: App) -> tuple[str, str]:
+    """HTTP Basic credentials of an official (may write, sees every level)."""
+    from datetime import UTC, datetime
+
+    from citydesk.auth import Role, create_user
+
+    create_user(app.engine, "kim.official", Role.OFFICIAL, STAFF_PASSWORD, now=datetime.now(UTC))
+    return ("kim.official", STAFF_PASSWORD)
