@@ -50,8 +50,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from citydesk.web.assemble import assemble
 
-    api = assemble(settings, simulate=args.simulate, sensors=args.sensors, rate=args.rate)
     print(f"citydesk serving on http://{args.host}:{args.port}  (API docs: /docs, SensorThings: /sta/v1.1)")
+    if args.workers > 1:
+        # Several processes: each builds its own app from the environment (see citydesk.web.asgi).
+        uvicorn.run(
+            "citydesk.web.asgi:create", factory=True, host=args.host, port=args.port,
+            workers=args.workers, log_level="warning", access_log=False,
+        )
+        return 0
+    api = assemble(settings, simulate=args.simulate, sensors=args.sensors, rate=args.rate)
     uvicorn.run(api, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
 
@@ -60,6 +67,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     cmd_migrate(settings, args)
     cmd_seed(settings, args)
     args.simulate = True
+    args.workers = 1
     return cmd_serve(settings, args)
 
 
@@ -137,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--sensors", type=int, default=4, help="simulated S-DoT sensors per district")
         p.add_argument("--rate", type=float, default=1.0, help="simulated readings per sensor per minute")
     parsers["serve"].add_argument("--simulate", action="store_true", help="run the S-DoT simulator")
+    parsers["serve"].add_argument("--workers", type=int, default=1, help="web worker processes (no simulator)")
     parsers["import"].add_argument("path")
     parsers["import"].add_argument("--source", required=True, help="name of a file source with the field mapping")
     user_sub = parsers["user"].add_subparsers(dest="action", required=True)

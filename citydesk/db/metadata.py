@@ -57,5 +57,6 @@ Timestamp = UtcDateTime()
 
 def sqlite_time_text(value: datetime) -> str:
     """The exact text SQLAlchemy's SQLite DateTime stores, for bulk paths that bypass it."""
-    v = value.astimezone(UTC)
-    return v.strftime("%Y-%m-%d %H:%M:%S.") + f"{v.microsecond:06d}"
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")

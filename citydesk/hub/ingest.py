@@ -132,6 +132,7 @@ class IngestPipeline:
         rows: list[StoredObservation] = []
         refused: list[Rejected] = []
         thing_foi: dict[int, int | None] = {}
+        thing_of: dict[int, int] = {}
         for rec, row in good:
             if rec.feature is not None and rec.foi_id is None:
                 row.foi_id = foi_for_feature(conn, rec.feature, self.geo)
@@ -139,11 +140,15 @@ class IngestPipeline:
                 if point is not None:
                     row.district_code = self.geo.district_of(*point) or row.district_code
             if row.foi_id is None:
-                facts = self.catalog.get_many(conn, {row.datastream_id})[row.datastream_id]
-                if facts.thing_id not in thing_foi:
-                    thing_foi[facts.thing_id] = foi_for_thing(conn, facts.thing_id, self.geo)
+                thing_id = thing_of.get(row.datastream_id)
+                if thing_id is None:
+                    thing_id = thing_of[row.datastream_id] = self.catalog.get_many(conn, {row.datastream_id})[
+                        row.datastream_id
+                    ].thing_id
+                if thing_id not in thing_foi:
+                    thing_foi[thing_id] = foi_for_thing(conn, thing_id, self.geo)
                     self.catalog.forget(row.datastream_id)
-                row.foi_id = thing_foi[facts.thing_id]
+                row.foi_id = thing_foi[thing_id]
                 if row.foi_id is None:
                     refused.append(
                         Rejected(rec, "no FeatureOfInterest given and the Thing has no Location to derive one")

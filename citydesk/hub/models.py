@@ -117,10 +117,6 @@ datastreams = Table(
     Column("unit_of_measurement", Json, nullable=False),
     Column("observation_type", Text, nullable=False),
     Column("observed_area", Json),
-    Column("phenomenon_time_start", Timestamp),
-    Column("phenomenon_time_end", Timestamp),
-    Column("result_time_start", Timestamp),
-    Column("result_time_end", Timestamp),
     Column("properties", Json),
     Column("thing_id", Id, ForeignKey("things.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("sensor_id", Id, ForeignKey("sensors.id", ondelete="CASCADE"), nullable=False, index=True),
@@ -185,6 +181,9 @@ Index(
 )
 Index("ix_observations_family_time", observations.c.family, observations.c.phenomenon_time)
 
+# One narrow row per datastream, rewritten by every batch: the latest value (what a map shows)
+# and the time extent of all its observations (the Datastream's phenomenonTime). Keeping the
+# extent here rather than on ``datastreams`` keeps the hot update off the wide, indexed table.
 datastream_latest = Table(
     "datastream_latest",
     metadata,
@@ -193,6 +192,8 @@ datastream_latest = Table(
     Column("phenomenon_time", Timestamp, nullable=False),
     Column("result_number", Float),
     Column("result_json", Json),
+    Column("first_time", Timestamp, nullable=False),
+    Column("last_time", Timestamp, nullable=False),
 )
 
 

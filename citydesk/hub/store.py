@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Engine, text
 
 from citydesk.db.metadata import sqlite_time_text
@@ -30,8 +31,48 @@ COLUMNS = (
 FAMILY_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
+PG_TYPES = [
+    "int8", "int8", "text", "timestamptz", "timestamptz", "timestamptz", "timestamptz", "timestamptz",
+    "float8", "jsonb", "jsonb", "jsonb", "int8", "text", "int8",
+]
+ROLLUP_SET = (
+    "count = {t}.count + excluded.count, sum = {t}.sum + excluded.sum, "
+    "min = LEAST({t}.min, excluded.min), max = GREATEST({t}.max, excluded.max)"
+)
+_NEWER = "excluded.phenomenon_time >= datastream_latest.phenomenon_time"
+LATEST_SET = ", ".join(
+    f"{c} = CASE WHEN {_NEWER} THEN excluded.{c} ELSE datastream_latest.{c} END"
+    for c in ("observation_id", "phenomenon_time", "result_number", "result_json")
+) + (
+    ", first_time = {lo}(datastream_latest.first_time, excluded.first_time)"
+    ", last_time = {hi}(datastream_latest.last_time, excluded.last_time)"
+)
+PG_WRITE = (
+    f"WITH ins AS (INSERT INTO observations ({COLUMNS}) SELECT {COLUMNS} FROM obs_stage {{conflict}} "
+    "RETURNING id, datastream_id, phenomenon_time, phenomenon_time_end, result_number, result_json), "
+    "h AS (INSERT INTO obs_rollup_hourly (datastream_id, bucket, count, sum, min, max) "
+    "SELECT datastream_id, date_trunc('hour', phenomenon_time, 'UTC') AS b, count(*), sum(result_number), "
+    "min(result_number), max(result_number) FROM ins WHERE result_number IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2 "
+    "ON CONFLICT (datastream_id, bucket) DO UPDATE SET " + ROLLUP_SET.format(t="obs_rollup_hourly") + "), "
+    "d AS (INSERT INTO obs_rollup_daily (datastream_id, bucket, count, sum, min, max) "
+    "SELECT datastream_id, date_trunc('day', phenomenon_time, %(tz)s) AS b, count(*), sum(result_number), "
+    "min(result_number), max(result_number) FROM ins WHERE result_number IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2 "
+    "ON CONFLICT (datastream_id, bucket) DO UPDATE SET " + ROLLUP_SET.format(t="obs_rollup_daily") + "), "
+    "l AS (INSERT INTO datastream_latest (datastream_id, observation_id, phenomenon_time, result_number, result_json, "
+    "first_time, last_time) SELECT DISTINCT ON (datastream_id) datastream_id, id, phenomenon_time, result_number, "
+    "result_json, min(phenomenon_time) OVER w, max(COALESCE(phenomenon_time_end, phenomenon_time)) OVER w FROM ins "
+    "WINDOW w AS (PARTITION BY datastream_id) ORDER BY datastream_id, phenomenon_time DESC, id DESC "
+    "ON CONFLICT (datastream_id) DO UPDATE SET " + LATEST_SET.format(lo="LEAST", hi="GREATEST") + ") "
+    "SELECT id FROM ins"
+)
+
+
 def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
+
+
+def _jsonb(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(value, dumps=_json)  # type: ignore[arg-type]
 
 
 def partition_name(family: str, day: date | None = None) -> str:
@@ -48,6 +89,11 @@ class ObservationStore:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
         self.tz = ZoneInfo(timezone)
+        # Where the zone is a whole number of hours from UTC, an hour bucket lies in one local day.
+        self._whole_hour_zone = all(
+            (datetime(2000, m, 1, tzinfo=self.tz).utcoffset() or timedelta()).total_seconds() % 3600 == 0
+            for m in (1, 7)
+        )
         self._partitions: set[tuple[str, date | None]] = set()
         self._lock = threading.Lock()
 
@@ -114,25 +160,29 @@ class ObservationStore:
         """
         if not rows:
             return 0
-        inserted = self._insert_pg(conn, rows, dedupe) if self.postgres else self._insert_sqlite(conn, rows, dedupe)
-        stored = [r for r in rows if r.id is not None]
-        self._update_derived(conn, stored)
+        if self.postgres:
+            return len(rows) - self._write_pg(conn, rows, dedupe)
+        inserted = self._insert_sqlite(conn, rows, dedupe)
+        self._update_derived(conn, [r for r in rows if r.id is not None])
         return len(rows) - inserted
 
-    def _insert_pg(self, conn: Connection, rows: Sequence[StoredObservation], dedupe: bool) -> int:
+    def _write_pg(self, conn: Connection, rows: Sequence[StoredObservation], dedupe: bool) -> int:
+        """COPY the batch into a session-local stage, then one statement does the rest.
+
+        Rollups, latest values and time extents are computed by PostgreSQL from the rows the
+        INSERT really took (a data-modifying CTE), so duplicates skipped by ``dedupe`` never count,
+        and the aggregation runs in the database process, beside this one.
+        """
         raw = conn.connection.driver_connection
         assert raw is not None
         with raw.cursor() as cur:
             cur.execute("SELECT nextval('observations_id_seq') FROM generate_series(1, %s)", (len(rows),))
             ids = [r[0] for r in cur.fetchall()]
-            target = "observations"
-            if dedupe:
-                cur.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS obs_stage (LIKE observations INCLUDING DEFAULTS) "
-                    "ON COMMIT DELETE ROWS"
-                )
-                target = "obs_stage"
-            with cur.copy(f"COPY {target} ({COLUMNS}) FROM STDIN") as copy:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS obs_stage (LIKE observations INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            with cur.copy(f"COPY obs_stage ({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(PG_TYPES)
                 for oid, r in zip(ids, rows, strict=True):
                     copy.write_row(
                         (
@@ -145,66 +195,66 @@ class ObservationStore:
                             r.valid_time_start,
                             r.valid_time_end,
                             r.result_number,
-                            _json(r.result_json),
-                            _json(r.result_quality),
-                            _json(r.parameters),
+                            _jsonb(r.result_json),
+                            _jsonb(r.result_quality),
+                            _jsonb(r.parameters),
                             r.foi_id,
                             r.district_code,
                             r.dedup_key,
                         )
                     )
-            if not dedupe:
-                for oid, r in zip(ids, rows, strict=True):
-                    r.id = oid
-                return len(rows)
-            cur.execute(
-                f"INSERT INTO observations ({COLUMNS}) SELECT {COLUMNS} FROM obs_stage "
-                "ON CONFLICT DO NOTHING RETURNING id"
-            )
+            cur.execute(PG_WRITE.format(conflict="ON CONFLICT DO NOTHING" if dedupe else ""), {"tz": self.tz.key})
             kept = {r[0] for r in cur.fetchall()}
-            cur.execute("DELETE FROM obs_stage")
+            cur.execute("TRUNCATE obs_stage")
         for oid, r in zip(ids, rows, strict=True):
             r.id = oid if oid in kept else None
         return len(kept)
 
     def _insert_sqlite(self, conn: Connection, rows: Sequence[StoredObservation], dedupe: bool) -> int:
+        """Prepared inserts. The transaction holds SQLite's write lock (BEGIN IMMEDIATE), so ids
+        can be numbered from the current maximum; with ``dedupe`` each row is tried on its own to
+        learn whether it was a duplicate."""
         raw = conn.connection.driver_connection
         assert raw is not None
-        sql = (
-            f"INSERT INTO observations ({COLUMNS}) VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-            + (" ON CONFLICT DO NOTHING" if dedupe else "")
-        )
+        values = [
+            (
+                r.datastream_id,
+                r.family,
+                sqlite_time_text(r.phenomenon_time),
+                _opt_time(r.phenomenon_time_end),
+                _opt_time(r.result_time),
+                _opt_time(r.valid_time_start),
+                _opt_time(r.valid_time_end),
+                r.result_number,
+                _json(r.result_json),
+                _json(r.result_quality),
+                _json(r.parameters),
+                r.foi_id,
+                r.district_code,
+                r.dedup_key,
+            )
+            for r in rows
+        ]
         cur = raw.cursor()
-        count = 0
         try:
-            for r in rows:
-                cur.execute(
-                    sql,
-                    (
-                        r.datastream_id,
-                        r.family,
-                        sqlite_time_text(r.phenomenon_time),
-                        _opt_time(r.phenomenon_time_end),
-                        _opt_time(r.result_time),
-                        _opt_time(r.valid_time_start),
-                        _opt_time(r.valid_time_end),
-                        r.result_number,
-                        _json(r.result_json),
-                        _json(r.result_quality),
-                        _json(r.parameters),
-                        r.foi_id,
-                        r.district_code,
-                        r.dedup_key,
-                    ),
+            if not dedupe:
+                first = cur.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM observations").fetchone()[0]
+                cur.executemany(
+                    f"INSERT INTO observations ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [(first + i, *v) for i, v in enumerate(values)],
                 )
-                if cur.rowcount == 1:
-                    r.id = cur.lastrowid
-                    count += 1
-                else:
-                    r.id = None
+                for i, r in enumerate(rows):
+                    r.id = first + i
+                return len(rows)
+            count = 0
+            sql = f"INSERT INTO observations ({COLUMNS}) VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"
+            for r, v in zip(rows, values, strict=True):
+                cur.execute(sql, v)
+                r.id = cur.lastrowid if cur.rowcount == 1 else None
+                count += cur.rowcount == 1
+            return count
         finally:
             cur.close()
-        return count
 
     # -- derived tables ----------------------------------------------------------------------
     def day_bucket(self, t: datetime) -> datetime:
@@ -214,34 +264,54 @@ class ObservationStore:
 
     @staticmethod
     def hour_bucket(t: datetime) -> datetime:
-        return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        if t.utcoffset():
+            t = t.astimezone(UTC)
+        return t.replace(minute=0, second=0, microsecond=0)
 
     def _update_derived(self, conn: Connection, rows: Sequence[StoredObservation]) -> None:
+        """SQLite: rollups and latest values from the stored rows (PostgreSQL: see ``PG_WRITE``)."""
         if not rows:
             return
         hourly: dict[tuple[int, datetime], list[float]] = defaultdict(list)
         daily: dict[tuple[int, datetime], list[float]] = defaultdict(list)
         latest: dict[int, StoredObservation] = {}
-        extent: dict[int, list[datetime]] = {}
+        extent: dict[int, tuple[datetime, datetime]] = {}
+        day_of_hour: dict[datetime, datetime] = {}
         for r in rows:
+            ds, t = r.datastream_id, r.phenomenon_time
             if r.result_number is not None:
-                hourly[(r.datastream_id, self.hour_bucket(r.phenomenon_time))].append(r.result_number)
-                daily[(r.datastream_id, self.day_bucket(r.phenomenon_time))].append(r.result_number)
-            cur = latest.get(r.datastream_id)
-            if cur is None or r.phenomenon_time >= cur.phenomenon_time:
-                latest[r.datastream_id] = r
-            end = r.phenomenon_time_end or r.phenomenon_time
-            span = extent.get(r.datastream_id)
-            if span is None:
-                extent[r.datastream_id] = [r.phenomenon_time, end]
-            else:
-                span[0] = min(span[0], r.phenomenon_time)
-                span[1] = max(span[1], end)
+                hour = self.hour_bucket(t)
+                day = day_of_hour.get(hour) if self._whole_hour_zone else None
+                if day is None:
+                    day = day_of_hour[hour] = self.day_bucket(t)
+                hourly[(ds, hour)].append(r.result_number)
+                daily[(ds, day)].append(r.result_number)
+            cur = latest.get(ds)
+            if cur is None or t >= cur.phenomenon_time:
+                latest[ds] = r
+            end = r.phenomenon_time_end or t
+            lo, hi = extent.get(ds, (t, end))
+            extent[ds] = (min(lo, t), max(hi, end))
         for table, groups in (("obs_rollup_hourly", hourly), ("obs_rollup_daily", daily)):
             agg = [(ds, b, len(v), sum(v), min(v), max(v)) for (ds, b), v in sorted(groups.items())]
             self.add_to_rollup(conn, table, agg)
-        self._upsert_latest(conn, [latest[k] for k in sorted(latest)])
-        self._widen_extent(conn, sorted((k, v[0], v[1]) for k, v in extent.items()))
+        conn.exec_driver_sql(
+            "INSERT INTO datastream_latest (datastream_id, observation_id, phenomenon_time, result_number, result_json, "
+            "first_time, last_time) VALUES (?,?,?,?,?,?,?) ON CONFLICT (datastream_id) DO UPDATE SET "
+            + LATEST_SET.format(lo="min", hi="max"),
+            [
+                (
+                    ds,
+                    r.id,
+                    sqlite_time_text(r.phenomenon_time),
+                    r.result_number,
+                    _json(r.result_json),
+                    sqlite_time_text(extent[ds][0]),
+                    sqlite_time_text(extent[ds][1]),
+                )
+                for ds, r in sorted(latest.items())
+            ],
+        )
 
     def add_to_rollup(self, conn: Connection, table: str, agg: list[tuple[int, datetime, int, float, float, float]]) -> None:
         """Merge partial aggregates into a rollup table (rows sorted by key: a fixed lock order)."""
@@ -264,54 +334,6 @@ class ObservationStore:
                 f'"sum" = {table}."sum" + excluded."sum", "min" = min({table}."min", excluded."min"), '
                 f'"max" = max({table}."max", excluded."max")',
                 [(ds, sqlite_time_text(b), n, s, lo, hi) for ds, b, n, s, lo, hi in agg],
-            )
-
-    def _upsert_latest(self, conn: Connection, rows: list[StoredObservation]) -> None:
-        if self.postgres:
-            conn.exec_driver_sql(
-                "INSERT INTO datastream_latest (datastream_id, observation_id, phenomenon_time, result_number, result_json) "
-                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::float8[], %s::jsonb[]) "
-                "ON CONFLICT (datastream_id) DO UPDATE SET observation_id = excluded.observation_id, "
-                "phenomenon_time = excluded.phenomenon_time, result_number = excluded.result_number, "
-                "result_json = excluded.result_json "
-                "WHERE excluded.phenomenon_time >= datastream_latest.phenomenon_time",
-                (
-                    [r.datastream_id for r in rows],
-                    [r.id for r in rows],
-                    [r.phenomenon_time for r in rows],
-                    [r.result_number for r in rows],
-                    [_json(r.result_json) for r in rows],
-                ),
-            )
-        else:
-            conn.exec_driver_sql(
-                "INSERT INTO datastream_latest (datastream_id, observation_id, phenomenon_time, result_number, result_json) "
-                "VALUES (?,?,?,?,?) ON CONFLICT (datastream_id) DO UPDATE SET observation_id = excluded.observation_id, "
-                "phenomenon_time = excluded.phenomenon_time, result_number = excluded.result_number, "
-                "result_json = excluded.result_json WHERE excluded.phenomenon_time >= datastream_latest.phenomenon_time",
-                [
-                    (r.datastream_id, r.id, sqlite_time_text(r.phenomenon_time), r.result_number, _json(r.result_json))
-                    for r in rows
-                ],
-            )
-
-    def _widen_extent(self, conn: Connection, spans: list[tuple[int, datetime, datetime]]) -> None:
-        if self.postgres:
-            conn.exec_driver_sql(
-                "UPDATE datastreams d SET "
-                "phenomenon_time_start = LEAST(COALESCE(d.phenomenon_time_start, s.lo), s.lo), "
-                "phenomenon_time_end = GREATEST(COALESCE(d.phenomenon_time_end, s.hi), s.hi) "
-                "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS s(id, lo, hi) "
-                "WHERE d.id = s.id AND (d.phenomenon_time_start IS NULL OR d.phenomenon_time_start > s.lo "
-                "OR d.phenomenon_time_end < s.hi)",
-                tuple(list(c) for c in zip(*spans, strict=True)),
-            )
-        else:
-            conn.exec_driver_sql(
-                "UPDATE datastreams SET "
-                "phenomenon_time_start = min(COALESCE(phenomenon_time_start, ?1), ?1), "
-                "phenomenon_time_end = max(COALESCE(phenomenon_time_end, ?2), ?2) WHERE id = ?3",
-                [(sqlite_time_text(lo), sqlite_time_text(hi), ds) for ds, lo, hi in spans],
             )
 
 
@@ -358,9 +380,12 @@ class RollupRepair:
         conn.execute(text("DELETE FROM datastream_latest WHERE datastream_id = :ds"), {"ds": ds})
         conn.execute(
             text(
-                "INSERT INTO datastream_latest (datastream_id, observation_id, phenomenon_time, result_number, result_json) "
-                "SELECT datastream_id, id, phenomenon_time, result_number, result_json FROM observations "
-                "WHERE datastream_id = :ds ORDER BY phenomenon_time DESC, id DESC LIMIT 1"
+                "INSERT INTO datastream_latest (datastream_id, observation_id, phenomenon_time, result_number, "
+                "result_json, first_time, last_time) "
+                "SELECT o.datastream_id, o.id, o.phenomenon_time, o.result_number, o.result_json, x.lo, x.hi "
+                "FROM observations o, (SELECT min(phenomenon_time) AS lo, "
+                "max(COALESCE(phenomenon_time_end, phenomenon_time)) AS hi FROM observations WHERE datastream_id = :ds) x "
+                "WHERE o.datastream_id = :ds ORDER BY o.phenomenon_time DESC, o.id DESC LIMIT 1"
             ),
             {"ds": ds},
         )

@@ -39,6 +39,16 @@ def dedup_key(datastream_id: int, phenomenon_time: datetime, result: Any) -> int
 
 def result_columns(result: Any, facts: DatastreamFacts) -> tuple[float | None, Any]:
     """Split a result into (number, json) columns, or raise ValueError with the reason."""
+    kind = type(result)
+    if kind is float or kind is int:  # the common case, checked without the general path's cost
+        value = float(result)
+        if not math.isfinite(value):
+            raise ValueError(f"result {result!r} is not a finite number")
+        if facts.observation_type == COUNT_OBSERVATION and not value.is_integer():
+            raise ValueError(f"result {result!r} is not a whole count")
+        if facts.observation_type == TRUTH_OBSERVATION:
+            raise ValueError(f"result {result!r} is not true or false")
+        return value, None
     if facts.observation_type in NUMERIC_TYPES:
         if isinstance(result, bool) or not isinstance(result, int | float):
             if isinstance(result, str):
@@ -73,6 +83,13 @@ def _position(feature: dict[str, Any]) -> tuple[float, float] | None:
     return None
 
 
+def _check_time(name: str, t: datetime, limit: datetime) -> None:
+    if t.tzinfo is None:
+        raise ValueError(f"{name} has no time zone")
+    if t > limit:
+        raise ValueError(f"{name} {t.isoformat()} is in the future (clock error?)")
+
+
 def validate(
     record: ObservationIn,
     facts: DatastreamFacts | None,
@@ -87,18 +104,16 @@ def validate(
         return Rejected(record, f"unknown datastream {record.datastream_id}")
     try:
         number, json_value = result_columns(record.result, facts)
-        phen = record.phenomenon_time or now
-        for name, t in (
-            ("phenomenonTime", phen),
-            ("phenomenonTime end", record.phenomenon_time_end),
-            ("resultTime", record.result_time),
-        ):
-            if t is None:
-                continue
-            if t.tzinfo is None:
-                raise ValueError(f"{name} has no time zone")
-            if t > now + max_future:
-                raise ValueError(f"{name} {t.isoformat()} is in the future (clock error?)")
+        limit = now + max_future
+        phen = record.phenomenon_time
+        if phen is None:
+            phen = now
+        else:
+            _check_time("phenomenonTime", phen, limit)
+        if record.phenomenon_time_end is not None:
+            _check_time("phenomenonTime end", record.phenomenon_time_end, limit)
+        if record.result_time is not None:
+            _check_time("resultTime", record.result_time, limit)
         if record.phenomenon_time_end is not None and record.phenomenon_time_end < phen:
             raise ValueError("phenomenonTime interval ends before it starts")
         if record.feature is not None:
@@ -107,7 +122,8 @@ def validate(
                 raise ValueError(f"position {point[0]:.5f},{point[1]:.5f} is outside the city")
     except ValueError as exc:
         return Rejected(record, str(exc))
-    phen = phen.astimezone(UTC)
+    if phen.utcoffset():
+        phen = phen.astimezone(UTC)
     return StoredObservation(
         datastream_id=facts.id,
         family=facts.family,

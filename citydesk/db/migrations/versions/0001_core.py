@@ -214,10 +214,6 @@ def upgrade() -> None:
     sa.Column('unit_of_measurement', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('observation_type', sa.Text(), nullable=False),
     sa.Column('observed_area', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
-    sa.Column('phenomenon_time_start', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('phenomenon_time_end', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('result_time_start', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('result_time_end', sa.DateTime(timezone=True), nullable=True),
     sa.Column('properties', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('thing_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('sensor_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -326,6 +322,8 @@ def upgrade() -> None:
     sa.Column('phenomenon_time', sa.DateTime(timezone=True), nullable=False),
     sa.Column('result_number', sa.Float(), nullable=True),
     sa.Column('result_json', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('first_time', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_time', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['datastream_id'], ['datastreams.id'], name=op.f('fk_datastream_latest_datastream_id_datastreams'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('datastream_id', name=op.f('pk_datastream_latest'))
     )
