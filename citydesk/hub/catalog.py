@@ -60,6 +60,12 @@ class DatastreamCatalog:
             else:
                 self._facts.pop(datastream_id, None)
 
+    def forget_thing(self, thing_id: int) -> None:
+        """Drop every datastream of a Thing (its Location, hence default FeatureOfInterest, changed)."""
+        with self._lock:
+            for ds in [k for k, f in self._facts.items() if f.thing_id == thing_id]:
+                del self._facts[ds]
+
     def _load(self, conn: Connection, ids: set[int]) -> dict[int, DatastreamFacts]:
         foi = (
             select(features_of_interest.c.id)

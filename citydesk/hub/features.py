@@ -11,7 +11,9 @@ import hashlib
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import ColumnElement, Connection, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from citydesk.hub.models import features_of_interest, locations, thing_locations
 
@@ -53,26 +55,36 @@ def feature_key(geojson: dict[str, Any]) -> str:
     return hashlib.blake2b(orjson.dumps(geometry_of(geojson), option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
 
 
+def _insert_once(conn: Connection, values: dict[str, Any], key: ColumnElement[Any]) -> int:
+    """Insert a generated FeatureOfInterest unless a concurrent writer already did; return its id.
+
+    ``ON CONFLICT DO NOTHING`` waits for the other transaction and then skips, so two workers
+    ingesting the first observations of one sensor at once do not fail on the unique key.
+    """
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(insert(features_of_interest).values(**values).on_conflict_do_nothing())
+    return int(conn.execute(select(features_of_interest.c.id).where(key)).scalar_one())
+
+
 def foi_for_feature(conn: Connection, geojson: dict[str, Any], geo: Locator, name: str = "") -> int:
     """Find or create the FeatureOfInterest for an inline position."""
     key = feature_key(geojson)
-    found = conn.execute(select(features_of_interest.c.id).where(features_of_interest.c.feature_key == key)).scalar()
+    where = features_of_interest.c.feature_key == key
+    found = conn.execute(select(features_of_interest.c.id).where(where)).scalar()
     if found is not None:
         return int(found)
     geom = geometry_of(geojson)
-    return int(
-        conn.execute(
-            features_of_interest.insert()
-            .values(
-                name=name or f"Position {key[:8]}",
-                description="Generated from the position reported with an observation",
-                encoding_type="application/geo+json",
-                feature=geom,
-                feature_key=key,
-                **spatial_columns(geom, geo),
-            )
-            .returning(features_of_interest.c.id)
-        ).scalar_one()
+    return _insert_once(
+        conn,
+        {
+            "name": name or f"Position {key[:8]}",
+            "description": "Generated from the position reported with an observation",
+            "encoding_type": "application/geo+json",
+            "feature": geom,
+            "feature_key": key,
+            **spatial_columns(geom, geo),
+        },
+        where,
     )
 
 
@@ -87,26 +99,23 @@ def foi_for_thing(conn: Connection, thing_id: int, geo: Locator) -> int | None:
     ).first()
     if loc is None:
         return None
-    found = conn.execute(
-        select(features_of_interest.c.id).where(features_of_interest.c.location_id == loc.id)
-    ).scalar()
+    where = features_of_interest.c.location_id == loc.id
+    found = conn.execute(select(features_of_interest.c.id).where(where)).scalar()
     if found is not None:
         return int(found)
-    return int(
-        conn.execute(
-            features_of_interest.insert()
-            .values(
-                name=loc.name,
-                description=loc.description or f"Generated from Location {loc.id}",
-                encoding_type=loc.encoding_type,
-                feature=loc.location,
-                location_id=loc.id,
-                lon=loc.lon,
-                lat=loc.lat,
-                district_code=loc.district_code,
-                h3_cell=loc.h3_cell,
-                disclosure=loc.disclosure,
-            )
-            .returning(features_of_interest.c.id)
-        ).scalar_one()
+    return _insert_once(
+        conn,
+        {
+            "name": loc.name,
+            "description": loc.description or f"Generated from Location {loc.id}",
+            "encoding_type": loc.encoding_type,
+            "feature": loc.location,
+            "location_id": loc.id,
+            "lon": loc.lon,
+            "lat": loc.lat,
+            "district_code": loc.district_code,
+            "h3_cell": loc.h3_cell,
+            "disclosure": loc.disclosure,
+        },
+        where,
     )

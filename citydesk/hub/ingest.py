@@ -147,7 +147,7 @@ class IngestPipeline:
                     ].thing_id
                 if thing_id not in thing_foi:
                     thing_foi[thing_id] = foi_for_thing(conn, thing_id, self.geo)
-                    self.catalog.forget(row.datastream_id)
+                    self.catalog.forget_thing(thing_id)
                 row.foi_id = thing_foi[thing_id]
                 if row.foi_id is None:
                     refused.append(
