@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from citydesk.auth import Principal, principal
-from citydesk.hub.latest import latest_json, latest_rows
 from citydesk.hub.sta import aggregate
 from citydesk.web.deps import get_app
 
@@ -16,11 +16,12 @@ PrincipalDep = Annotated[Principal, Depends(principal)]
 
 
 @router.get("/latest", summary="Latest observation of every datastream the caller may see")
-def latest(request: Request, who: PrincipalDep, observed_property: str | None = None) -> dict[str, Any]:
+def latest(request: Request, who: PrincipalDep, observed_property: str | None = None) -> Response:
+    """From the worker's in-memory snapshot (at most a second behind other workers' writes)."""
     app = get_app(request)
     with app.engine.connect().execution_options(read_only=True) as conn:
-        rows = latest_rows(conn, who.levels, observed_property=observed_property)
-    return {"value": latest_json(rows)}
+        values = app.latest.values(conn, who.levels, observed_property=observed_property)
+    return Response(orjson.dumps({"value": values}), media_type="application/json")
 
 
 @router.get("/aggregates", summary="Rollup aggregates of an observed property by district, datastream or city")

@@ -1,52 +1,182 @@
-"""The latest observation of every datastream: what a city map needs on every refresh.
+"""The latest observation of every datastream: what a city map asks for on every refresh.
 
-Served from ``datastream_latest`` (one row per datastream, kept by the store in the write
-transaction), so the answer costs one index-free scan of a narrow table, not a search through
-millions of observations.
+The store keeps one ``datastream_latest`` row per datastream, in the write transaction. Reading
+50,000 of them through the database on every map refresh costs hundreds of milliseconds of row
+conversion, so each worker keeps a snapshot in memory:
+
+* built from ``datastream_latest`` at first use (everything here can be rebuilt from the database);
+* updated at once from this process's own ``observations.stored`` events;
+* caught up with other workers' writes by polling rows whose ``updated_at`` moved (once a second,
+  re-reading a 5-second overlap so that a write transaction that committed after the previous poll
+  began is not missed; ingest transactions last milliseconds), and rebuilt in full every 5 minutes.
+
+Disclosure is never taken from the snapshot: every read asks the database which datastreams are
+not public right now (a short list, by index), so a datastream made internal disappears from every
+worker's answers at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
+import time
 from collections.abc import Collection
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
+from citydesk.bus import Event
 from citydesk.hub.models import datastream_latest, datastreams, observed_properties
-from citydesk.hub.sta.access import visible
-from citydesk.hub.sta.entities import SETS
+from citydesk.hub.records import StoredObservation
+from citydesk.hub.sta.access import ALL_LEVELS
 from citydesk.hub.sta.serialize import iso
 
+if TYPE_CHECKING:
+    from citydesk.web.app import App
 
-def latest_rows(
-    conn: Connection, levels: Collection[str], *, observed_property: str | None = None
-) -> list[tuple[int, Any, float | None, Any, str | None]]:
-    """(datastream id, time, number, json result, district) for each visible datastream."""
-    stmt = (
-        select(
-            datastream_latest.c.datastream_id,
-            datastream_latest.c.phenomenon_time,
-            datastream_latest.c.result_number,
-            datastream_latest.c.result_json,
-            datastreams.c.district_code,
-        )
-        .join(datastreams, datastreams.c.id == datastream_latest.c.datastream_id)
-        .where(visible(SETS["Datastreams"], levels))
-    )
-    if observed_property is not None:
-        stmt = stmt.join(observed_properties, observed_properties.c.id == datastreams.c.observed_property_id).where(
-            observed_properties.c.name == observed_property
-        )
-    return [tuple(r) for r in conn.execute(stmt)]  # type: ignore[misc]
+log = logging.getLogger(__name__)
+Entry = dict[str, Any]
 
 
-def latest_json(rows: list[tuple[int, Any, float | None, Any, str | None]]) -> list[dict[str, Any]]:
-    return [
-        {
+class LatestSnapshot:
+    """The in-memory latest values of one worker, and the background poller that keeps it fresh."""
+
+    name = "latest-values"
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        poll_seconds: float = 1.0,
+        overlap: timedelta = timedelta(seconds=5),
+        rebuild_every: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self.app = app
+        self.poll_seconds = poll_seconds
+        self.overlap = overlap
+        self.rebuild_every = rebuild_every
+        self.state = "stopped"
+        self._entries: dict[int, Entry] = {}
+        self._times: dict[int, datetime] = {}
+        self._meta: dict[int, tuple[str | None, str]] = {}
+        self._lock = threading.Lock()
+        self._polled_at = 0.0
+        self._rebuilt_at = 0.0
+        self._since: datetime | None = None
+        self._task: asyncio.Task[None] | None = None
+        app.bus.on("observations.stored", self._on_stored)
+        app.bus.on("sta.*", self._on_sta_change)
+
+    # -- keeping it fresh --------------------------------------------------------------------
+    def _apply(self, ds: int, t: datetime, number: float | None, js: Any) -> None:
+        known = self._times.get(ds)
+        if known is not None and t < known:
+            return
+        district = self._meta.get(ds, (None, ""))[0]
+        self._times[ds] = t
+        self._entries[ds] = {
             "datastream": ds,
             "phenomenonTime": iso(t),
             "result": number if number is not None else js,
             "district": district,
         }
-        for ds, t, number, js, district in rows
-    ]
+
+    def _on_stored(self, event: Event) -> None:
+        rows: list[StoredObservation] = event.data["observations"]
+        with self._lock:
+            for r in rows:
+                self._apply(r.datastream_id, r.phenomenon_time, r.result_number, r.result_json)
+
+    def _on_sta_change(self, event: Event) -> None:
+        if event.data.get("set") in ("Datastreams", "Things", "Locations", "ObservedProperties", "Observations"):
+            self._rebuilt_at = 0.0  # metadata or values changed by hand: rebuild on next use
+
+    @staticmethod
+    def _read_meta(conn: Connection, ids: Collection[int] | None) -> dict[int, tuple[str | None, str]]:
+        stmt = select(datastreams.c.id, datastreams.c.district_code, observed_properties.c.name).join(
+            observed_properties, observed_properties.c.id == datastreams.c.observed_property_id
+        )
+        if ids is not None:
+            stmt = stmt.where(datastreams.c.id.in_(sorted(ids)))
+        return {ds: (district, prop) for ds, district, prop in conn.execute(stmt)}
+
+    def refresh(self, *, full: bool = False) -> None:
+        """Poll the database for changed rows (or rebuild everything); the lock is held only to apply."""
+        started = time.monotonic()
+        full = full or started - self._rebuilt_at > self.rebuild_every.total_seconds()
+        now = datetime.now(UTC)
+        cols = (
+            datastream_latest.c.datastream_id,
+            datastream_latest.c.phenomenon_time,
+            datastream_latest.c.result_number,
+            datastream_latest.c.result_json,
+        )
+        with self.app.engine.connect().execution_options(read_only=True) as conn:
+            stmt = select(*cols)
+            if not full and self._since is not None:
+                stmt = stmt.where(datastream_latest.c.updated_at > self._since - self.overlap)
+            rows = conn.execute(stmt).all()
+            unknown = None if full else {r[0] for r in rows} - self._meta.keys()
+            meta = self._read_meta(conn, unknown) if full or unknown else {}
+        with self._lock:
+            if full:
+                self._meta, self._entries, self._times = meta, {}, {}
+            else:
+                self._meta.update(meta)
+            for ds, (district, _) in meta.items():
+                if ds in self._entries:
+                    self._entries[ds]["district"] = district
+            for ds, t, number, js in rows:
+                self._apply(ds, t, number, js)
+        self._since = now
+        self._polled_at = started
+        if full:
+            self._rebuilt_at = started
+
+    def _fresh(self) -> None:
+        if time.monotonic() - self._polled_at > self.poll_seconds or self._rebuilt_at == 0.0:
+            self.refresh()
+
+    # -- reading -----------------------------------------------------------------------------
+    def values(self, conn: Connection, levels: Collection[str], *, observed_property: str | None = None) -> list[Entry]:
+        """Latest values of the datastreams ``levels`` may see, optionally of one observed property."""
+        if self._task is None:
+            self._fresh()  # no background poller (tests, CLI): poll on demand
+        hidden: set[int] = set()
+        if not ALL_LEVELS <= set(levels):
+            hidden = {
+                r[0]
+                for r in conn.execute(select(datastreams.c.id).where(datastreams.c.disclosure.not_in(sorted(levels))))
+            }
+        with self._lock:
+            meta = self._meta
+            return [
+                e
+                for ds, e in self._entries.items()
+                if ds not in hidden and ds in meta and (observed_property is None or meta[ds][1] == observed_property)
+            ]
+
+    # -- background service ------------------------------------------------------------------
+    async def start(self) -> None:
+        await asyncio.to_thread(self.refresh, full=True)
+        self._task = asyncio.create_task(self._loop())
+        self.state = "running"
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        self.state = "stopped"
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_seconds)
+            try:
+                await asyncio.to_thread(self.refresh)
+                self.state = "running"
+            except Exception as exc:  # noqa: BLE001 - keep serving the last snapshot; say so on the landing page
+                log.exception("latest values poll failed")
+                self.state = f"stale: {exc}"

@@ -194,6 +194,7 @@ datastream_latest = Table(
     Column("result_json", Json),
     Column("first_time", Timestamp, nullable=False),
     Column("last_time", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
 )
 
 

@@ -46,6 +46,7 @@ LATEST_SET = ", ".join(
 ) + (
     ", first_time = {lo}(datastream_latest.first_time, excluded.first_time)"
     ", last_time = {hi}(datastream_latest.last_time, excluded.last_time)"
+    ", updated_at = excluded.updated_at"
 )
 PG_WRITE = (
     f"WITH ins AS (INSERT INTO observations ({COLUMNS}) SELECT {COLUMNS} FROM obs_stage {{conflict}} "
@@ -59,8 +60,9 @@ PG_WRITE = (
     "min(result_number), max(result_number) FROM ins WHERE result_number IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2 "
     "ON CONFLICT (datastream_id, bucket) DO UPDATE SET " + ROLLUP_SET.format(t="obs_rollup_daily") + "), "
     "l AS (INSERT INTO datastream_latest (datastream_id, observation_id, phenomenon_time, result_number, result_json, "
-    "first_time, last_time) SELECT DISTINCT ON (datastream_id) datastream_id, id, phenomenon_time, result_number, "
-    "result_json, min(phenomenon_time) OVER w, max(COALESCE(phenomenon_time_end, phenomenon_time)) OVER w FROM ins "
+    "first_time, last_time, updated_at) SELECT DISTINCT ON (datastream_id) datastream_id, id, phenomenon_time, "
+    "result_number, result_json, min(phenomenon_time) OVER w, max(COALESCE(phenomenon_time_end, phenomenon_time)) "
+    "OVER w, statement_timestamp() FROM ins "
     "WINDOW w AS (PARTITION BY datastream_id) ORDER BY datastream_id, phenomenon_time DESC, id DESC "
     "ON CONFLICT (datastream_id) DO UPDATE SET " + LATEST_SET.format(lo="LEAST", hi="GREATEST") + ") "
     "SELECT id FROM ins"
@@ -295,9 +297,10 @@ class ObservationStore:
         for table, groups in (("obs_rollup_hourly", hourly), ("obs_rollup_daily", daily)):
             agg = [(ds, b, len(v), sum(v), min(v), max(v)) for (ds, b), v in sorted(groups.items())]
             self.add_to_rollup(conn, table, agg)
+        updated = sqlite_time_text(datetime.now(UTC))
         conn.exec_driver_sql(
             "INSERT INTO datastream_latest (datastream_id, observation_id, phenomenon_time, result_number, result_json, "
-            "first_time, last_time) VALUES (?,?,?,?,?,?,?) ON CONFLICT (datastream_id) DO UPDATE SET "
+            "first_time, last_time, updated_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (datastream_id) DO UPDATE SET "
             + LATEST_SET.format(lo="min", hi="max"),
             [
                 (
@@ -308,6 +311,7 @@ class ObservationStore:
                     _json(r.result_json),
                     sqlite_time_text(extent[ds][0]),
                     sqlite_time_text(extent[ds][1]),
+                    updated,
                 )
                 for ds, r in sorted(latest.items())
             ],
@@ -378,14 +382,15 @@ class RollupRepair:
 
     def _rebuild_latest(self, conn: Connection, ds: int) -> None:
         conn.execute(text("DELETE FROM datastream_latest WHERE datastream_id = :ds"), {"ds": ds})
+        now = datetime.now(UTC)
         conn.execute(
             text(
                 "INSERT INTO datastream_latest (datastream_id, observation_id, phenomenon_time, result_number, "
-                "result_json, first_time, last_time) "
-                "SELECT o.datastream_id, o.id, o.phenomenon_time, o.result_number, o.result_json, x.lo, x.hi "
+                "result_json, first_time, last_time, updated_at) "
+                "SELECT o.datastream_id, o.id, o.phenomenon_time, o.result_number, o.result_json, x.lo, x.hi, :now "
                 "FROM observations o, (SELECT min(phenomenon_time) AS lo, "
                 "max(COALESCE(phenomenon_time_end, phenomenon_time)) AS hi FROM observations WHERE datastream_id = :ds) x "
                 "WHERE o.datastream_id = :ds ORDER BY o.phenomenon_time DESC, o.id DESC LIMIT 1"
             ),
-            {"ds": ds},
+            {"ds": ds, "now": now if self.store.postgres else sqlite_time_text(now)},
         )

@@ -25,6 +25,7 @@ from citydesk.db import check_current, make_engine
 from citydesk.geo import CityGeo
 from citydesk.hub.catalog import DatastreamCatalog
 from citydesk.hub.ingest import IngestPipeline
+from citydesk.hub.latest import LatestSnapshot
 from citydesk.hub.store import ObservationStore
 from citydesk.web.errors import install_error_handlers
 from citydesk.web.paths import STATIC_DIR
@@ -48,8 +49,12 @@ class App:
     store: ObservationStore
     ingest: IngestPipeline
     credentials: CredentialCache
+    latest: LatestSnapshot = field(init=False)
     background: list[Any] = field(default_factory=list)
     """Services started with the web app (connector runner, MQTT bridge, simulator)."""
+
+    def __post_init__(self) -> None:
+        self.latest = LatestSnapshot(self)
 
     def now(self) -> datetime:
         return utc_now()

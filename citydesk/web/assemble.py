@@ -12,6 +12,7 @@ from citydesk.web.app import App, build_app, create_asgi
 def attach_services(app: App, *, simulate: bool = False, sensors: int = 4, rate: float = 1.0) -> None:
     """Background services in start order: housekeeping, connectors, MQTT, simulator."""
     app.background.append(Maintenance(app))
+    app.background.append(app.latest)
     from citydesk.hub.sources import attach as attach_sources
 
     attach_sources(app)

@@ -324,6 +324,7 @@ def upgrade() -> None:
     sa.Column('result_json', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('first_time', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_time', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['datastream_id'], ['datastreams.id'], name=op.f('fk_datastream_latest_datastream_id_datastreams'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('datastream_id', name=op.f('pk_datastream_latest'))
     )
