@@ -21,7 +21,7 @@ import orjson
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import create_datastreams, fresh_postgres, make_app  # noqa: E402
+from common import create_datastreams, data_array_bodies, fresh_postgres, make_app  # noqa: E402
 from server import serving  # noqa: E402
 
 TOTAL = int(os.environ.get("BENCH_OBSERVATIONS", "300000"))
@@ -29,25 +29,6 @@ BATCH = 1000
 PER_REQUEST_STREAMS = 10
 CLIENTS = 4
 USER, PASSWORD = "bench", "bench-password"
-
-
-def bodies(ds: list[int], start: datetime) -> list[bytes]:
-    out = []
-    per = BATCH // PER_REQUEST_STREAMS
-    for b in range(TOTAL // BATCH):
-        groups = []
-        for k in range(PER_REQUEST_STREAMS):
-            d = ds[(b * PER_REQUEST_STREAMS + k) % len(ds)]
-            t0 = start + timedelta(seconds=b * per)
-            groups.append(
-                {
-                    "Datastream": {"@iot.id": d},
-                    "components": ["phenomenonTime", "result"],
-                    "dataArray": [[(t0 + timedelta(seconds=i)).isoformat(), 20.0 + (i % 50) * 0.5] for i in range(per)],
-                }
-            )
-        out.append(orjson.dumps(groups))
-    return out
 
 
 def copy_rows(payloads: list[bytes]) -> list[list[tuple[object, ...]]]:
@@ -98,7 +79,7 @@ def main() -> None:
     create_user(app.engine, USER, Role.OFFICIAL, PASSWORD, now=datetime.now(UTC))
     app.engine.dispose()
     start = datetime.now(UTC) - timedelta(days=1)
-    payloads = bodies(ds, start)
+    payloads = data_array_bodies(ds, start, TOTAL, BATCH, PER_REQUEST_STREAMS)
     n = len(payloads) * BATCH
     print(f"PostgreSQL bulk ingest: {n:,} observations over {len(ds):,} datastreams, batches of {BATCH:,}")
     with serving(url, workers=2) as base:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, text
 
 from citydesk.auth import Principal, Role
@@ -97,6 +98,26 @@ def rows(datastreams: list[int], n: int, start: datetime | None = None) -> Itera
     k = len(datastreams)
     for i in range(n):
         yield datastreams[i % k], start + timedelta(seconds=i // k), 20.0 + (i % 97) * 0.5
+
+
+def data_array_bodies(ds: list[int], start: datetime, total: int, batch: int, streams: int) -> list[bytes]:
+    """CreateObservations request bodies, encoded ahead: ``streams`` datastreams × rows each."""
+    out = []
+    per = batch // streams
+    for b in range(total // batch):
+        groups = []
+        for k in range(streams):
+            d = ds[(b * streams + k) % len(ds)]
+            t0 = start + timedelta(seconds=b * per)
+            groups.append(
+                {
+                    "Datastream": {"@iot.id": d},
+                    "components": ["phenomenonTime", "result"],
+                    "dataArray": [[(t0 + timedelta(seconds=i)).isoformat(), 20.0 + (i % 50) * 0.5] for i in range(per)],
+                }
+            )
+        out.append(orjson.dumps(groups))
+    return out
 
 
 @contextmanager

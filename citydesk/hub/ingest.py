@@ -15,14 +15,13 @@ from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 
 from citydesk.bus import MemoryBus
 from citydesk.hub.catalog import DatastreamCatalog
 from citydesk.hub.features import Locator, foi_for_feature, foi_for_thing, point_of
 from citydesk.hub.models import quarantine
 from citydesk.hub.records import IngestResult, ObservationIn, Rejected, StoredObservation
-from citydesk.hub.store import ObservationStore
+from citydesk.hub.store import ObservationStore, PartitionMissing
 from citydesk.hub.validate import validate
 
 log = logging.getLogger(__name__)
@@ -113,11 +112,10 @@ class IngestPipeline:
                 result.stored = [r for r in rows if r.id is not None]
                 result.rejected += no_feature
                 break
-            except DBAPIError as exc:
-                # Retention in another process dropped a partition this process thought it had.
-                if attempt == 2 or "no partition of relation" not in str(exc):
+            except PartitionMissing:
+                # Retention (in another process) dropped a partition this process thought it had.
+                if attempt == 2:
                     raise
-                self.store.forget_partitions()
         if result.stored:
             self.bus.publish(
                 "observations.stored",

@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Engine, text
 
@@ -82,6 +83,10 @@ def partition_name(family: str, day: date | None = None) -> str:
     if not FAMILY_RE.match(family):
         raise ValueError(f"invalid datastream family {family!r}")
     return f"obs_{family}" if day is None else f"obs_{family}_{day:%Y%m%d}"
+
+
+class PartitionMissing(Exception):
+    """A day partition this process believed in is gone (retention ran elsewhere): retry the batch."""
 
 
 class ObservationStore:
@@ -205,7 +210,13 @@ class ObservationStore:
                             r.dedup_key,
                         )
                     )
-            cur.execute(PG_WRITE.format(conflict="ON CONFLICT DO NOTHING" if dedupe else ""), {"tz": self.tz.key})
+            try:
+                cur.execute(PG_WRITE.format(conflict="ON CONFLICT DO NOTHING" if dedupe else ""), {"tz": self.tz.key})
+            except psycopg.errors.CheckViolation as exc:
+                if "no partition of relation" not in str(exc):
+                    raise
+                self.forget_partitions()
+                raise PartitionMissing(str(exc)) from exc
             kept = {r[0] for r in cur.fetchall()}
             cur.execute("TRUNCATE obs_stage")
         for oid, r in zip(ids, rows, strict=True):
