@@ -1,5 +1,6 @@
 # citydesk — the two commands: `make demo` runs the live demo, `make test` runs every test.
-# Both create .venv and install the pinned dependencies first; `make test` also installs the
+# Both create .venv and install the pinned dependencies first (PyPI: requirements.lock; npm:
+# package-lock.json, copied into the git-ignored static/vendor); `make test` also installs the
 # Debian packages the tests need (PostGIS, Chromium) and starts the local services if down.
 
 PYTHON ?= python3
@@ -7,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench system-deps services clean
+.PHONY: demo test lint bench static system-deps services clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +18,10 @@ $(STAMP): requirements.lock pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-demo: $(STAMP)
+static:
+	bash scripts/static-assets.sh
+
+demo: $(STAMP) static
 	$(BIN)/citydesk demo
 
 system-deps:
@@ -30,11 +34,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check citydesk tests bench
 	$(BIN)/mypy citydesk
 
-test: $(STAMP) system-deps services lint
+test: $(STAMP) static system-deps services lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP) services
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) citydesk-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules citydesk/web/static/vendor citydesk-data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install the front-end packages pinned in package-lock.json and copy what the pages use into
+# citydesk/web/static/vendor/ (git-ignored), with their licence files. No CDN at run time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+vendor=citydesk/web/static/vendor
+stamp="$vendor/.installed-$(cksum < package-lock.json | cut -d' ' -f1)"
+[ -f "$stamp" ] && exit 0
+if ! command -v npm >/dev/null 2>&1; then
+  echo "npm is needed for the front-end assets (fonts): install Node.js (Debian: nodejs npm)" >&2
+  exit 1
+fi
+npm ci --no-audit --no-fund --loglevel=error >/dev/null
+rm -rf "$vendor"
+font=node_modules/@fontsource/noto-sans-kr
+mkdir -p "$vendor/noto-sans-kr/files"
+for weight in 400 700; do
+  cp "$font/$weight.css" "$vendor/noto-sans-kr/"
+  cp "$font"/files/noto-sans-kr-*-"$weight"-normal.woff2 "$vendor/noto-sans-kr/files/"
+done
+cp "$font/LICENSE" "$vendor/noto-sans-kr/"
+touch "$stamp"
+echo "static assets installed in $vendor"
