@@ -1,0 +1,61 @@
+"""The staff and public pages in a real headless Chromium (Debian's), with screenshots to look at.
+
+Screenshots go to ``test-artifacts/`` (git-ignored): landing page, sign-in, sources, manual entry.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from citydesk.web.app import App
+
+pytestmark = [pytest.mark.browser, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture
+def page() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ko-KR")
+        yield context.new_page()
+        browser.close()
+
+
+def test_landing_page_renders_with_hangul_font(live_server: str, page: object) -> None:
+    page.goto(live_server + "/")  # type: ignore[attr-defined]
+    page.wait_for_load_state("networkidle")  # type: ignore[attr-defined]
+    assert "스마트 도시 플랫폼" in page.inner_text("h1")  # type: ignore[attr-defined]
+    assert page.inner_text(".card .num") == "25"  # type: ignore[attr-defined]  # districts
+    loaded = page.evaluate("document.fonts.check('16px \"Noto Sans KR\"', '서울')")  # type: ignore[attr-defined]
+    assert loaded, "the bundled Korean font did not load"
+    page.screenshot(path=str(ARTIFACTS / "landing.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_sign_in_and_out(app: App, live_server: str, page: object, staff: tuple[str, str]) -> None:
+    page.goto(live_server + "/login?next=/")  # type: ignore[attr-defined]
+    page.fill("input[name=name]", "kim.official")  # type: ignore[attr-defined]
+    page.fill("input[name=password]", "wrong password")  # type: ignore[attr-defined]
+    page.click("button[type=submit]")  # type: ignore[attr-defined]
+    assert page.locator(".error, [role=alert]").count() >= 1  # type: ignore[attr-defined]
+    page.screenshot(path=str(ARTIFACTS / "login-error.png"))  # type: ignore[attr-defined]
+    page.fill("input[name=name]", staff[0])  # type: ignore[attr-defined]
+    page.fill("input[name=password]", staff[1])  # type: ignore[attr-defined]
+    page.click("button[type=submit]")  # type: ignore[attr-defined]
+    page.wait_for_url(live_server + "/")  # type: ignore[attr-defined]
+    assert "kim.official" in page.inner_text("header")  # type: ignore[attr-defined]
+    page.screenshot(path=str(ARTIFACTS / "landing-staff.png"), full_page=True)  # type: ignore[attr-defined]
