@@ -21,8 +21,8 @@ import orjson
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import create_datastreams, data_array_bodies, fresh_postgres, make_app  # noqa: E402
-from server import serving  # noqa: E402
+from common import create_datastreams, data_array_bodies, fresh_postgres, make_app
+from server import serving
 
 TOTAL = int(os.environ.get("BENCH_OBSERVATIONS", "300000"))
 BATCH = 1000
@@ -60,9 +60,12 @@ def run_copy(url: str, batches: list[list[tuple[object, ...]]], *, single: bool)
         t0 = time.perf_counter()
         groups = [[r for b in batches for r in b]] if single else batches
         for rows in groups:
-            with conn.cursor() as cur, cur.copy(
-                "COPY copy_bench (id, datastream_id, family, phenomenon_time, result_number) FROM STDIN (FORMAT BINARY)"
-            ) as cp:
+            with (
+                conn.cursor() as cur,
+                cur.copy(
+                    "COPY copy_bench (id, datastream_id, family, phenomenon_time, result_number) FROM STDIN (FORMAT BINARY)"
+                ) as cp,
+            ):
                 cp.set_types(["int8", "int8", "text", "timestamptz", "float8"])
                 for r in rows:
                     cp.write_row(r)
@@ -85,14 +88,22 @@ def main() -> None:
     with serving(url, workers=2) as base:
         auth = httpx.BasicAuth(USER, PASSWORD)
         with httpx.Client(base_url=base, auth=auth, timeout=60) as warm:
-            warm.post("/sta/v1.1/CreateObservations", content=payloads[0], headers={"content-type": "application/json"})
+            warm.post(
+                "/sta/v1.1/CreateObservations",
+                content=payloads[0],
+                headers={"content-type": "application/json"},
+            )
         errors = 0
 
         def send(chunk: list[bytes]) -> int:
             bad = 0
             with httpx.Client(base_url=base, auth=auth, timeout=60) as client:
                 for body in chunk:
-                    r = client.post("/sta/v1.1/CreateObservations", content=body, headers={"content-type": "application/json"})
+                    r = client.post(
+                        "/sta/v1.1/CreateObservations",
+                        content=body,
+                        headers={"content-type": "application/json"},
+                    )
                     bad += r.status_code != 201 or b'"error"' in r.content
             return bad
 
@@ -103,17 +114,23 @@ def main() -> None:
             errors = sum(pool.map(send, chunks))
         api_s = time.perf_counter() - t0
     api_rate = (len(rest) * BATCH) / api_s
-    stored = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")).execute(
-        "SELECT count(*) FROM observations"
-    ).fetchone()
+    stored = (
+        psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+        .execute("SELECT count(*) FROM observations")
+        .fetchone()
+    )
     batches = copy_rows(payloads)
     copy_s = run_copy(url, batches, single=False)
     single_s = run_copy(url, batches, single=True)
     copy_rate, single_rate = n / copy_s, n / single_s
-    print(f"{'API CreateObservations (2 workers, 4 clients)':<52} {api_rate:>10,.0f} obs/s  ({errors} failed requests)")
+    print(
+        f"{'API CreateObservations (2 workers, 4 clients)':<52} {api_rate:>10,.0f} obs/s  ({errors} failed requests)"
+    )
     print(f"{'plain COPY, batches of 1,000, commit each':<52} {copy_rate:>10,.0f} obs/s")
     print(f"{'plain COPY, one COPY of all rows':<52} {single_rate:>10,.0f} obs/s")
-    print(f"API / batched COPY = {api_rate / copy_rate:.2f}   API / single COPY = {api_rate / single_rate:.2f}")
+    print(
+        f"API / batched COPY = {api_rate / copy_rate:.2f}   API / single COPY = {api_rate / single_rate:.2f}"
+    )
     print(f"rows stored by the API: {stored[0] if stored else 0:,} (expected {n:,})")
 
 

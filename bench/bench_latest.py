@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import statistics
-import threading
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,12 +21,20 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert, select, text
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import MEASUREMENT, fresh_postgres, make_app  # noqa: E402
+from common import MEASUREMENT, fresh_postgres, make_app
 
-from citydesk.auth import ANONYMOUS, Principal, Role  # noqa: E402
-from citydesk.hub.models import datastream_latest, datastreams, locations, observed_properties, sensors, thing_locations, things  # noqa: E402
-from citydesk.hub.records import StoredObservation  # noqa: E402
-from citydesk.web.app import create_asgi  # noqa: E402
+from citydesk.auth import ANONYMOUS, Principal, Role
+from citydesk.hub.models import (
+    datastream_latest,
+    datastreams,
+    locations,
+    observed_properties,
+    sensors,
+    thing_locations,
+    things,
+)
+from citydesk.hub.records import StoredObservation
+from citydesk.web.app import create_asgi
 
 DATASTREAMS = int(os.environ.get("BENCH_DATASTREAMS", "50000"))
 OBSERVATIONS = int(os.environ.get("BENCH_LATEST_OBSERVATIONS", "10000000"))
@@ -39,33 +47,59 @@ def provision(app) -> list[int]:  # type: ignore[no-untyped-def]
     """Things, Locations and Datastreams in bulk (a tenth of the datastreams internal)."""
     n_things = DATASTREAMS // PER_THING
     with app.engine.begin() as conn:
-        sensor = conn.execute(insert(sensors).values(name="bench", encoding_type="text/plain", metadata="-").returning(sensors.c.id)).scalar_one()
+        sensor = conn.execute(
+            insert(sensors)
+            .values(name="bench", encoding_type="text/plain", metadata="-")
+            .returning(sensors.c.id)
+        ).scalar_one()
         props = [
-            conn.execute(insert(observed_properties).values(name=f"P{i}", definition=f"urn:p{i}").returning(observed_properties.c.id)).scalar_one()
+            conn.execute(
+                insert(observed_properties)
+                .values(name=f"P{i}", definition=f"urn:p{i}")
+                .returning(observed_properties.c.id)
+            ).scalar_one()
             for i in range(PER_THING)
         ]
         conn.execute(insert(things), [{"id": t + 1, "name": f"t{t}"} for t in range(n_things)])
         conn.execute(
             insert(locations),
             [
-                {"id": t + 1, "name": "p", "location": {"type": "Point", "coordinates": [126.9 + (t % 100) / 500, 37.5 + (t // 100) / 1000]},
-                 "district_code": "11140"}
+                {
+                    "id": t + 1,
+                    "name": "p",
+                    "location": {
+                        "type": "Point",
+                        "coordinates": [126.9 + (t % 100) / 500, 37.5 + (t // 100) / 1000],
+                    },
+                    "district_code": "11140",
+                }
                 for t in range(n_things)
             ],
         )
-        conn.execute(insert(thing_locations), [{"thing_id": t + 1, "location_id": t + 1} for t in range(n_things)])
+        conn.execute(
+            insert(thing_locations), [{"thing_id": t + 1, "location_id": t + 1} for t in range(n_things)]
+        )
         conn.execute(
             insert(datastreams),
             [
                 {
-                    "name": f"d{t}/{i}", "unit_of_measurement": {"name": "x"}, "observation_type": MEASUREMENT,
-                    "thing_id": t + 1, "sensor_id": sensor, "observed_property_id": props[i], "family": "bench",
-                    "district_code": "11140", "disclosure": "internal" if i == 0 else "public",
+                    "name": f"d{t}/{i}",
+                    "unit_of_measurement": {"name": "x"},
+                    "observation_type": MEASUREMENT,
+                    "thing_id": t + 1,
+                    "sensor_id": sensor,
+                    "observed_property_id": props[i],
+                    "family": "bench",
+                    "district_code": "11140",
+                    "disclosure": "internal" if i == 0 else "public",
                 }
-                for t in range(n_things) for i in range(PER_THING)
+                for t in range(n_things)
+                for i in range(PER_THING)
             ],
         )
-        conn.execute(text("SELECT setval(pg_get_serial_sequence('things','id'), (SELECT max(id) FROM things))"))
+        conn.execute(
+            text("SELECT setval(pg_get_serial_sequence('things','id'), (SELECT max(id) FROM things))")
+        )
         return [r[0] for r in conn.execute(text("SELECT id FROM datastreams ORDER BY id"))]
 
 
@@ -79,7 +113,23 @@ def load(app, ds: list[int]) -> float:  # type: ignore[no-untyped-def]
     for step in range(per_stream):
         t = start + timedelta(minutes=step * 5)
         for d in ds:
-            rows.append(StoredObservation(d, "bench", t, None, None, None, None, 20.0 + (d + step) % 40, None, None, None, None, "11140"))
+            rows.append(
+                StoredObservation(
+                    d,
+                    "bench",
+                    t,
+                    None,
+                    None,
+                    None,
+                    None,
+                    20.0 + (d + step) % 40,
+                    None,
+                    None,
+                    None,
+                    None,
+                    "11140",
+                )
+            )
             if len(rows) == BATCH:
                 app.store.prepare(rows)
                 with app.engine.begin() as conn:
@@ -98,8 +148,10 @@ def load(app, ds: list[int]) -> float:  # type: ignore[no-untyped-def]
 
 def percentiles(samples: list[float]) -> str:
     s = sorted(samples)
-    p95 = s[max(0, int(round(0.95 * len(s))) - 1)]
-    return f"p50 {statistics.median(s) * 1000:6.1f} ms   p95 {p95 * 1000:6.1f} ms   max {s[-1] * 1000:6.1f} ms"
+    p95 = s[max(0, round(0.95 * len(s)) - 1)]
+    return (
+        f"p50 {statistics.median(s) * 1000:6.1f} ms   p95 {p95 * 1000:6.1f} ms   max {s[-1] * 1000:6.1f} ms"
+    )
 
 
 def main() -> None:
@@ -113,8 +165,13 @@ def main() -> None:
     print(f"{len(ds):,} datastreams, {n_obs:,} observations stored")
     staff = Principal.for_user(None, "bench", Role.OFFICIAL)
     sql = (
-        select(datastream_latest.c.datastream_id, datastream_latest.c.phenomenon_time, datastream_latest.c.result_number,
-               datastream_latest.c.result_json, datastreams.c.district_code)
+        select(
+            datastream_latest.c.datastream_id,
+            datastream_latest.c.phenomenon_time,
+            datastream_latest.c.result_number,
+            datastream_latest.c.result_json,
+            datastreams.c.district_code,
+        )
         .join(datastreams, datastreams.c.id == datastream_latest.c.datastream_id)
         .where(datastreams.c.disclosure == "public")
     )
@@ -151,7 +208,9 @@ def main() -> None:
             r = client.get("/api/hub/latest")
             samples.append(time.perf_counter() - t0)
             time.sleep(0.05)
-        print(f"GET /api/hub/latest, anonymous, {len(r.content) / 1e6:.1f} MB JSON          {percentiles(samples)}")
+        print(
+            f"GET /api/hub/latest, anonymous, {len(r.content) / 1e6:.1f} MB JSON          {percentiles(samples)}"
+        )
     stop.set()
 
 

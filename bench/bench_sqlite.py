@@ -19,11 +19,11 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import create_datastreams, data_array_bodies, make_app, rows, timed  # noqa: E402
-from server import serving  # noqa: E402
+from common import create_datastreams, data_array_bodies, make_app, rows, timed
+from server import serving
 
-from citydesk.auth import Role, create_user  # noqa: E402
-from citydesk.hub.records import ObservationIn  # noqa: E402
+from citydesk.auth import Role, create_user
+from citydesk.hub.records import ObservationIn
 
 TOTAL = int(os.environ.get("BENCH_OBSERVATIONS", "200000"))
 BATCH = 1000
@@ -35,7 +35,9 @@ def main() -> None:
     app = make_app(url)
     ds = create_datastreams(app, 100, 10)
     create_user(app.engine, "bench", Role.OFFICIAL, "bench-password", now=datetime.now(UTC))
-    print(f"SQLite embedded ingest: {TOTAL:,} observations over {len(ds):,} datastreams, batches of {BATCH:,}")
+    print(
+        f"SQLite embedded ingest: {TOTAL:,} observations over {len(ds):,} datastreams, batches of {BATCH:,}"
+    )
     records = [ObservationIn(d, v, phenomenon_time=t) for d, t, v in rows(ds, TOTAL)]
     with timed("ingest pipeline in-process", len(records)):
         for i in range(0, len(records), BATCH):
@@ -49,8 +51,11 @@ def main() -> None:
             bad = 0
             with httpx.Client(base_url=base, auth=auth, timeout=60) as client:
                 for body in chunk:
-                    r = client.post("/sta/v1.1/CreateObservations", content=body,
-                                    headers={"content-type": "application/json"})
+                    r = client.post(
+                        "/sta/v1.1/CreateObservations",
+                        content=body,
+                        headers={"content-type": "application/json"},
+                    )
                     bad += r.status_code != 201 or b'"error"' in r.content
             return bad
 
@@ -59,8 +64,10 @@ def main() -> None:
             failed = sum(pool.map(send, [payloads[0::2], payloads[1::2]]))
         dt = time.perf_counter() - t0
     n = len(payloads) * BATCH
-    print(f"{'API CreateObservations (1 worker, 2 clients)':<58} {n:>10,} observations in {dt:7.2f} s = "
-          f"{n / dt:>10,.0f} /s  ({failed} failed requests)")
+    print(
+        f"{'API CreateObservations (1 worker, 2 clients)':<58} {n:>10,} observations in {dt:7.2f} s = "
+        f"{n / dt:>10,.0f} /s  ({failed} failed requests)"
+    )
     print(f"database file: {sum(f.stat().st_size for f in folder.iterdir()) / 1e6:.0f} MB in {folder}")
 
 

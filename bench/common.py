@@ -53,15 +53,16 @@ def make_app(url: str) -> App:
 def create_datastreams(app: App, things: int, per_thing: int, *, seed: int = 7) -> list[int]:
     """``things`` sensors at random points in Seoul, each with ``per_thing`` datastreams."""
     rnd = random.Random(seed)
-    _, sensor_id = service.post(app, SYSTEM, "Sensors", {"name": "bench", "encodingType": "text/plain", "metadata": "-"})
+    _, sensor_id = service.post(
+        app, SYSTEM, "Sensors", {"name": "bench", "encodingType": "text/plain", "metadata": "-"}
+    )
     props = [
         service.post(app, SYSTEM, "ObservedProperties", {"name": f"P{i}", "definition": f"urn:bench:{i}"})[1]
         for i in range(per_thing)
     ]
-    ids: list[int] = []
     for t in range(things):
         lon, lat = 126.90 + rnd.random() * 0.2, 37.50 + rnd.random() * 0.1
-        _, thing_id = service.post(
+        service.post(
             app,
             SYSTEM,
             "Things",
@@ -87,12 +88,13 @@ def create_datastreams(app: App, things: int, per_thing: int, *, seed: int = 7) 
                 ],
             },
         )
-        ids.extend(range(len(ids) + 1, len(ids) + 1 + per_thing))
     with app.engine.connect() as conn:
         return [r[0] for r in conn.execute(text("SELECT id FROM datastreams ORDER BY id"))]
 
 
-def rows(datastreams: list[int], n: int, start: datetime | None = None) -> Iterator[tuple[int, datetime, float]]:
+def rows(
+    datastreams: list[int], n: int, start: datetime | None = None
+) -> Iterator[tuple[int, datetime, float]]:
     """``n`` (datastream, time, value) rows, round-robin over datastreams, one second apart per stream."""
     start = start or datetime.now(UTC) - timedelta(hours=12)
     k = len(datastreams)
@@ -113,7 +115,9 @@ def data_array_bodies(ds: list[int], start: datetime, total: int, batch: int, st
                 {
                     "Datastream": {"@iot.id": d},
                     "components": ["phenomenonTime", "result"],
-                    "dataArray": [[(t0 + timedelta(seconds=i)).isoformat(), 20.0 + (i % 50) * 0.5] for i in range(per)],
+                    "dataArray": [
+                        [(t0 + timedelta(seconds=i)).isoformat(), 20.0 + (i % 50) * 0.5] for i in range(per)
+                    ],
                 }
             )
         out.append(orjson.dumps(groups))

@@ -38,7 +38,9 @@ def serving(database_url: str, *, workers: int = 2, env: dict[str, str] | None =
             except httpx.HTTPError:
                 time.sleep(0.1)
         else:
-            raise RuntimeError("server did not start: " + (proc.stderr.read().decode() if proc.stderr else ""))
+            raise RuntimeError(
+                "server did not start: " + (proc.stderr.read().decode() if proc.stderr else "")
+            )
         yield base
     finally:
         proc.terminate()

@@ -30,7 +30,9 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
     engine = _engine(settings)
     upgrade(engine)
-    print(f"database {engine.url.render_as_string(hide_password=True)} is at revision {current_revision(engine)}")
+    print(
+        f"database {engine.url.render_as_string(hide_password=True)} is at revision {current_revision(engine)}"
+    )
     return 0
 
 
@@ -54,8 +56,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.workers > 1:
         # Several processes: each builds its own app from the environment (see citydesk.web.asgi).
         uvicorn.run(
-            "citydesk.web.asgi:create", factory=True, host=args.host, port=args.port,
-            workers=args.workers, log_level="warning", access_log=False,
+            "citydesk.web.asgi:create",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="warning",
+            access_log=False,
         )
         return 0
     api = assemble(settings, simulate=args.simulate, sensors=args.sensors, rate=args.rate)
@@ -94,7 +101,9 @@ def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
     engine = _engine(settings)
     check_current(engine)
     password = args.password or getpass.getpass(f"password for {args.name}: ")
-    user = create_user(engine, args.name, parse_role(args.role), password, now=datetime.now(UTC), department=args.department)
+    user = create_user(
+        engine, args.name, parse_role(args.role), password, now=datetime.now(UTC), department=args.department
+    )
     print(f"created user {user.name} ({user.role})")
     return 0
 
@@ -145,9 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--sensors", type=int, default=4, help="simulated S-DoT sensors per district")
         p.add_argument("--rate", type=float, default=1.0, help="simulated readings per sensor per minute")
     parsers["serve"].add_argument("--simulate", action="store_true", help="run the S-DoT simulator")
-    parsers["serve"].add_argument("--workers", type=int, default=1, help="web worker processes (no simulator)")
+    parsers["serve"].add_argument(
+        "--workers", type=int, default=1, help="web worker processes (no simulator)"
+    )
     parsers["import"].add_argument("path")
-    parsers["import"].add_argument("--source", required=True, help="name of a file source with the field mapping")
+    parsers["import"].add_argument(
+        "--source", required=True, help="name of a file source with the field mapping"
+    )
     user_sub = parsers["user"].add_subparsers(dest="action", required=True)
     create = user_sub.add_parser("create", help="create a staff user")
     create.add_argument("name")
@@ -159,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     settings = Settings.from_env()
     try:
         return int(args.func(settings, args))

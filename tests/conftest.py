@@ -105,3 +105,76 @@ def staff(app: App) -> tuple[str, str]:
 
     create_user(app.engine, "kim.official", Role.OFFICIAL, STAFF_PASSWORD, now=datetime.now(UTC))
     return ("kim.official", STAFF_PASSWORD)
+
+
+# -- SensorThings: a real HTTP server, and one shared world per module ------------------------------
+
+
+@pytest.fixture
+def live_server(app: App) -> Iterator[str]:
+    """The app served by a real uvicorn on a free localhost port (for clients that speak HTTP)."""
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_asgi(app), log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def module_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    """Like ``app`` but shared by a module's tests (for read-only tables of cases over one world)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('module_db')}/citydesk.db"
+        engine = migrated_engine(url)
+        yield build_app(Settings(database_url=url), engine=engine)
+        engine.dispose()
+        return
+    if not port_open(5432):
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    name = f"citydesk_m{os.getpid()}_{next(_counter)}"
+    admin = make_engine(PG_ADMIN_URL)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    engine = migrated_engine(_pg_url(name))
+    try:
+        yield build_app(Settings(database_url=_pg_url(name)), engine=engine)
+    finally:
+        engine.dispose()
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def module_client(module_app: App) -> Iterator[TestClient]:
+    with TestClient(create_asgi(module_app)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def module_staff(module_app: App) -> tuple[str, str]:
+    """HTTP Basic credentials of an official in ``module_app``."""
+    from datetime import UTC, datetime
+
+    from citydesk.auth import Role, create_user
+
+    create_user(module_app.engine, "kim.official", Role.OFFICIAL, STAFF_PASSWORD, now=datetime.now(UTC))
+    return ("kim.official", STAFF_PASSWORD)

@@ -249,7 +249,12 @@ def test_audit_log(engine: Engine) -> None:
     with engine.connect() as conn:
         row = conn.execute(select(audit_log)).one()
     assert (row.user_id, row.action, row.target, row.detail, row.at) == (
-        user.id, "restricted.read", "datastreams/7", "complaint contact", T0)
+        user.id,
+        "restricted.read",
+        "datastreams/7",
+        "complaint contact",
+        T0,
+    )
 
 
 def test_credential_cache() -> None:
@@ -270,9 +275,16 @@ def test_credential_cache() -> None:
 
 
 def test_safe_next() -> None:
-    for target, expected in [("/sta/v1.1", "/sta/v1.1"), ("/a?b=c#d", "/a?b=c#d"), ("", "/"),
-                             ("https://evil.example", "/"), ("//evil.example", "/"), ("/\\evil", "/"),
-                             ("/x\r\nSet-Cookie: a=b", "/"), ("relative", "/")]:
+    for target, expected in [
+        ("/sta/v1.1", "/sta/v1.1"),
+        ("/a?b=c#d", "/a?b=c#d"),
+        ("", "/"),
+        ("https://evil.example", "/"),
+        ("//evil.example", "/"),
+        ("/\\evil", "/"),
+        ("/x\r\nSet-Cookie: a=b", "/"),
+        ("relative", "/"),
+    ]:
         assert safe_next(target) == expected
 
 
@@ -287,8 +299,13 @@ class Clock:
 
 def make_client(engine: Engine, *, public: bool = False) -> tuple[TestClient, SimpleNamespace]:
     clock = Clock()
-    state = SimpleNamespace(engine=engine, settings=Settings(public_mode=public),
-                            credentials=CredentialCache(), now=clock.now, clock=clock)
+    state = SimpleNamespace(
+        engine=engine,
+        settings=Settings(public_mode=public),
+        credentials=CredentialCache(),
+        now=clock.now,
+        clock=clock,
+    )
     api = FastAPI()
     api.state.citydesk = state
 
@@ -318,12 +335,21 @@ def test_http_anonymous_basic_and_cache(engine: Engine) -> None:
     user = create_user(engine, "kim", "staff", PW, now=T0)
     client, state = make_client(engine)
     me = client.get("/api/auth/me").json()
-    assert me == {"name": "anonymous", "role": "anonymous", "levels": ["public"], "permissions": [],
-                  "department": None}
+    assert me == {
+        "name": "anonymous",
+        "role": "anonymous",
+        "levels": ["public"],
+        "permissions": [],
+        "department": None,
+    }
     ok = client.get("/api/auth/me", headers=basic("kim", PW))
     assert ok.status_code == 200 and ok.json()["levels"] == ["public", "internal"]
-    for headers in (basic("kim", "wrong password"), basic("ghost", PW), {"Authorization": "Basic %%%"},
-                    {"Authorization": "Digest x"}):
+    for headers in (
+        basic("kim", "wrong password"),
+        basic("ghost", PW),
+        {"Authorization": "Basic %%%"},
+        {"Authorization": "Digest x"},
+    ):
         bad = client.get("/api/auth/me", headers=headers)
         assert bad.status_code == 401 and bad.headers["www-authenticate"] == 'Basic realm="citydesk"'
     assert client.post("/write", headers=basic("kim", PW)).json() == {"by": "kim"}

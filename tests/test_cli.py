@@ -16,7 +16,9 @@ from citydesk.geo.models import districts, dongs
 
 def _run(*args: str, url: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": url}
-    return subprocess.run([sys.executable, "-m", "citydesk.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "citydesk.cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_serve_refuses_an_unmigrated_database_with_a_clear_message(tmp_path: Path) -> None:

@@ -68,14 +68,22 @@ def test_sigkill_during_bulk_ingest_loses_no_acknowledged_observation(db_url: st
     proc = _start(db_url, port)
     thing = {
         "name": "durability",
-        "Locations": [{"name": "p", "encodingType": "application/geo+json",
-                       "location": {"type": "Point", "coordinates": [126.978, 37.5665]}}],
-        "Datastreams": [{
-            "name": "d", "unitOfMeasurement": {"name": "n", "symbol": "n", "definition": "n"},
-            "observationType": MEASUREMENT,
-            "Sensor": {"name": "s", "encodingType": "text/plain", "metadata": "-"},
-            "ObservedProperty": {"name": "n", "definition": "urn:n"},
-        }],
+        "Locations": [
+            {
+                "name": "p",
+                "encodingType": "application/geo+json",
+                "location": {"type": "Point", "coordinates": [126.978, 37.5665]},
+            }
+        ],
+        "Datastreams": [
+            {
+                "name": "d",
+                "unitOfMeasurement": {"name": "n", "symbol": "n", "definition": "n"},
+                "observationType": MEASUREMENT,
+                "Sensor": {"name": "s", "encodingType": "text/plain", "metadata": "-"},
+                "ObservedProperty": {"name": "n", "definition": "urn:n"},
+            }
+        ],
     }
     assert httpx.post(f"{base}/Things", json=thing, auth=auth).status_code == 201
     ds_id = httpx.get(f"{base}/Datastreams").json()["value"][0]["@iot.id"]
@@ -88,8 +96,17 @@ def test_sigkill_during_bulk_ingest_loses_no_acknowledged_observation(db_url: st
         with httpx.Client(auth=auth, timeout=10) as client:
             b = 0
             while not stop.is_set():
-                rows = [[(start + timedelta(seconds=b * BATCH + i)).isoformat(), float(b * BATCH + i)] for i in range(BATCH)]
-                body = [{"Datastream": {"@iot.id": ds_id}, "components": ["phenomenonTime", "result"], "dataArray": rows}]
+                rows = [
+                    [(start + timedelta(seconds=b * BATCH + i)).isoformat(), float(b * BATCH + i)]
+                    for i in range(BATCH)
+                ]
+                body = [
+                    {
+                        "Datastream": {"@iot.id": ds_id},
+                        "components": ["phenomenonTime", "result"],
+                        "dataArray": rows,
+                    }
+                ]
                 sent.append(b)
                 try:
                     r = client.post(f"{base}/CreateObservations", json=body)
@@ -115,7 +132,9 @@ def test_sigkill_during_bulk_ingest_loses_no_acknowledged_observation(db_url: st
     with engine.connect() as conn:
         stored = {
             int(v): int(i)
-            for i, v in conn.execute(text("SELECT id, result_number FROM observations WHERE datastream_id = :d"), {"d": ds_id})
+            for i, v in conn.execute(
+                text("SELECT id, result_number FROM observations WHERE datastream_id = :d"), {"d": ds_id}
+            )
         }
     engine.dispose()
     for b, links in acknowledged.items():

@@ -25,14 +25,23 @@ def _sensor(app: App, name: str, disclosure: str = "public") -> int:
         "Things",
         {
             "name": name,
-            "Locations": [{"name": "p", "encodingType": "application/geo+json",
-                           "location": {"type": "Point", "coordinates": [127.0473, 37.5172]}}],
-            "Datastreams": [{
-                "name": f"{name} PM10", "unitOfMeasurement": {"name": "ug/m3", "symbol": "ug/m3", "definition": "-"},
-                "observationType": MEASUREMENT, "properties": {"disclosure": disclosure},
-                "Sensor": {"name": "s", "encodingType": "text/plain", "metadata": "-"},
-                "ObservedProperty": {"name": "PM10", "definition": "urn:pm10"},
-            }],
+            "Locations": [
+                {
+                    "name": "p",
+                    "encodingType": "application/geo+json",
+                    "location": {"type": "Point", "coordinates": [127.0473, 37.5172]},
+                }
+            ],
+            "Datastreams": [
+                {
+                    "name": f"{name} PM10",
+                    "unitOfMeasurement": {"name": "ug/m3", "symbol": "ug/m3", "definition": "-"},
+                    "observationType": MEASUREMENT,
+                    "properties": {"disclosure": disclosure},
+                    "Sensor": {"name": "s", "encodingType": "text/plain", "metadata": "-"},
+                    "ObservedProperty": {"name": "PM10", "definition": "urn:pm10"},
+                }
+            ],
         },
     )
     with app.engine.connect() as conn:
@@ -66,7 +75,8 @@ def test_visibility_is_checked_on_every_read(app: App) -> None:
     public, internal = _sensor(app, "P"), _sensor(app, "I", "internal")
     now = datetime.now(UTC)
     app.ingest.ingest(
-        [ObservationIn(public, 1.0, phenomenon_time=now), ObservationIn(internal, 2.0, phenomenon_time=now)], channel="t"
+        [ObservationIn(public, 1.0, phenomenon_time=now), ObservationIn(internal, 2.0, phenomenon_time=now)],
+        channel="t",
     )
     assert set(_values(app)) == {public}
     assert set(_values(app, ADMIN)) == {public, internal}

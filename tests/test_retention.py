@@ -26,14 +26,23 @@ def _datastream(app: App, family: str) -> int:
         "Things",
         {
             "name": family,
-            "Locations": [{"name": "p", "encodingType": "application/geo+json",
-                           "location": {"type": "Point", "coordinates": [126.9784, 37.5667]}}],
-            "Datastreams": [{
-                "name": f"{family} PM10", "unitOfMeasurement": {"name": "ug/m3", "symbol": "ug/m3", "definition": "-"},
-                "observationType": MEASUREMENT, "properties": {"family": family},
-                "Sensor": {"name": "s", "encodingType": "text/plain", "metadata": "-"},
-                "ObservedProperty": {"name": f"PM10-{family}", "definition": "urn:pm10"},
-            }],
+            "Locations": [
+                {
+                    "name": "p",
+                    "encodingType": "application/geo+json",
+                    "location": {"type": "Point", "coordinates": [126.9784, 37.5667]},
+                }
+            ],
+            "Datastreams": [
+                {
+                    "name": f"{family} PM10",
+                    "unitOfMeasurement": {"name": "ug/m3", "symbol": "ug/m3", "definition": "-"},
+                    "observationType": MEASUREMENT,
+                    "properties": {"family": family},
+                    "Sensor": {"name": "s", "encodingType": "text/plain", "metadata": "-"},
+                    "ObservedProperty": {"name": f"PM10-{family}", "definition": "urn:pm10"},
+                }
+            ],
         },
     )
     with app.engine.connect() as conn:
@@ -42,7 +51,12 @@ def _datastream(app: App, family: str) -> int:
 
 def _partitions(app: App) -> set[str]:
     with app.engine.connect() as conn:
-        return {r[0] for r in conn.execute(text("SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE 'obs\\_sdot\\_%'"))}
+        return {
+            r[0]
+            for r in conn.execute(
+                text("SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE 'obs\\_sdot\\_%'")
+            )
+        }
 
 
 def test_retention_drops_old_raw_data_and_keeps_rollups(app: App, client: TestClient) -> None:
@@ -52,7 +66,9 @@ def test_retention_drops_old_raw_data_and_keeps_rollups(app: App, client: TestCl
     days_ago = [5, 4, 1, 0]
     records = [
         ObservationIn(ds, 10.0 * d + i, phenomenon_time=now - timedelta(days=d, minutes=i))
-        for ds in (sdot, other) for d in days_ago for i in range(3)
+        for ds in (sdot, other)
+        for d in days_ago
+        for i in range(3)
     ]
     result = app.ingest.ingest(records, channel="t")
     assert len(result.stored) == len(records)
@@ -62,9 +78,17 @@ def test_retention_drops_old_raw_data_and_keeps_rollups(app: App, client: TestCl
         assert len(before) >= 4
     report = apply_retention(app.engine, now=now)
     with app.engine.connect() as conn:
-        raw = dict(conn.execute(select(observations.c.datastream_id, func.count()).group_by(observations.c.datastream_id)).all())
-        hourly = conn.execute(select(func.count()).select_from(rollup_hourly).where(rollup_hourly.c.datastream_id == sdot)).scalar()
-        daily = conn.execute(select(func.count()).select_from(rollup_daily).where(rollup_daily.c.datastream_id == sdot)).scalar()
+        raw = dict(
+            conn.execute(
+                select(observations.c.datastream_id, func.count()).group_by(observations.c.datastream_id)
+            ).all()
+        )
+        hourly = conn.execute(
+            select(func.count()).select_from(rollup_hourly).where(rollup_hourly.c.datastream_id == sdot)
+        ).scalar()
+        daily = conn.execute(
+            select(func.count()).select_from(rollup_daily).where(rollup_daily.c.datastream_id == sdot)
+        ).scalar()
     assert raw[sdot] == 6, report  # only the last two days of the sdot family remain
     assert raw[other] == 12  # the default policy (90 days) keeps everything of the other family
     assert hourly == 4 and daily >= 4
@@ -74,11 +98,14 @@ def test_retention_drops_old_raw_data_and_keeps_rollups(app: App, client: TestCl
         assert any("dropped raw partition" in line for line in report)
     # Aggregates over the dropped days still answer, from the rollups.
     start = (now - timedelta(days=6)).isoformat()
-    body = client.get(f"/sta/v1.1/Datastreams({sdot})/Observations/$aggregate",
-                      params={"interval": "hour", "start": start}).json()
+    body = client.get(
+        f"/sta/v1.1/Datastreams({sdot})/Observations/$aggregate", params={"interval": "hour", "start": start}
+    ).json()
     counts = [p["count"] for p in body["value"]]
     assert counts == [3, 3, 3, 3]
     assert body["value"][0]["max"] == 52.0  # 5 days ago: 50, 51, 52
     # Writing into a day whose partition was dropped recreates it (this process learns of the drop).
-    late = app.ingest.ingest([ObservationIn(sdot, 1.0, phenomenon_time=now - timedelta(days=5, hours=2))], channel="t")
+    late = app.ingest.ingest(
+        [ObservationIn(sdot, 1.0, phenomenon_time=now - timedelta(days=5, hours=2))], channel="t"
+    )
     assert len(late.stored) == 1

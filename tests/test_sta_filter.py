@@ -223,6 +223,7 @@ def test_fuzz_garbage_only_raises_invalid_query() -> None:
 
 # ------------------------------------------------------------------------------------- execution
 
+
 def _row(id: int, name: str, number: float | None, result: Any, when: datetime, properties: Any,
          location: Any) -> dict[str, Any]:  # fmt: skip
     return dict(id=id, name=name, result_number=number, result_json=result, phenomenon_time=when,

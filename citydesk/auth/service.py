@@ -122,8 +122,14 @@ def create_user(
     _check_password(password)
     if department is not None and len(department) > 100:
         raise ValidationFailed("a department name has at most 100 characters")
-    values = {"name": name, "password_hash": _hasher().hash(password), "role": staff_role.value,
-              "department": department, "active": True, "created_at": now}
+    values = {
+        "name": name,
+        "password_hash": _hasher().hash(password),
+        "role": staff_role.value,
+        "department": department,
+        "active": True,
+        "created_at": now,
+    }
     try:
         with _write(bind) as conn:
             row = conn.execute(insert(users).values(values).returning(*users.c)).one()
@@ -175,8 +181,11 @@ def authenticate_password(bind: Bind, name: str, password: str, *, now: datetime
     if hasher.check_needs_rehash(stored):
         # Compare-and-set: never overwrite a password changed meanwhile.
         with _write(bind) as conn:
-            conn.execute(update(users).where(users.c.id == row.id, users.c.password_hash == stored)
-                         .values(password_hash=hasher.hash(password)))
+            conn.execute(
+                update(users)
+                .where(users.c.id == row.id, users.c.password_hash == stored)
+                .values(password_hash=hasher.hash(password))
+            )
     return Principal.for_user(row.id, row.name, row.role, row.department)
 
 
@@ -193,9 +202,17 @@ def issue_token(bind: Bind, user_id: int, label: str, *, now: datetime) -> tuple
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with _write(bind) as conn:
         _active_user_id(conn, user_id)
-        token_id = conn.execute(insert(api_tokens).values(
-            user_id=user_id, token_hash=_digest(token), label=label, created_at=now, revoked=False,
-        ).returning(api_tokens.c.id)).scalar_one()
+        token_id = conn.execute(
+            insert(api_tokens)
+            .values(
+                user_id=user_id,
+                token_hash=_digest(token),
+                label=label,
+                created_at=now,
+                revoked=False,
+            )
+            .returning(api_tokens.c.id)
+        ).scalar_one()
     return token, TokenInfo(token_id, label, now, None)
 
 
@@ -216,10 +233,18 @@ def authenticate_token(bind: Bind, token: str, *, now: datetime) -> Principal:
     """The owner of a live token of an active user, else ``Unauthorized``."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > _MAX_SECRET:
         raise Unauthorized("invalid or revoked token", headers=dict(BASIC_CHALLENGE))
-    query = (select(api_tokens.c.id, api_tokens.c.last_used_at, users.c.id.label("user_id"),
-                    users.c.name, users.c.role, users.c.department)
-             .join(users, users.c.id == api_tokens.c.user_id)
-             .where(api_tokens.c.token_hash == _digest(token), ~api_tokens.c.revoked, users.c.active))
+    query = (
+        select(
+            api_tokens.c.id,
+            api_tokens.c.last_used_at,
+            users.c.id.label("user_id"),
+            users.c.name,
+            users.c.role,
+            users.c.department,
+        )
+        .join(users, users.c.id == api_tokens.c.user_id)
+        .where(api_tokens.c.token_hash == _digest(token), ~api_tokens.c.revoked, users.c.active)
+    )
     with _read(bind) as conn:
         row = conn.execute(query).first()
     if row is None:
@@ -228,8 +253,11 @@ def authenticate_token(bind: Bind, token: str, *, now: datetime) -> Principal:
     if row.last_used_at is None or row.last_used_at <= stale:
         c = api_tokens.c
         with _write(bind) as conn:  # conditional, so concurrent requests write it once
-            conn.execute(update(api_tokens).where(c.id == row.id, or_(c.last_used_at.is_(None),
-                         c.last_used_at <= stale)).values(last_used_at=now))
+            conn.execute(
+                update(api_tokens)
+                .where(c.id == row.id, or_(c.last_used_at.is_(None), c.last_used_at <= stale))
+                .values(last_used_at=now)
+            )
     return Principal.for_user(row.user_id, row.name, row.role, row.department)
 
 
@@ -250,8 +278,11 @@ def create_session(bind: Bind, user_id: int, *, now: datetime, ttl: timedelta = 
     with _write(bind) as conn:
         _active_user_id(conn, user_id)
         conn.execute(delete(sessions).where(sessions.c.expires_at <= now))
-        conn.execute(insert(sessions).values(token_hash=_digest(token), user_id=user_id,
-                                             created_at=now, expires_at=now + ttl))
+        conn.execute(
+            insert(sessions).values(
+                token_hash=_digest(token), user_id=user_id, created_at=now, expires_at=now + ttl
+            )
+        )
     return token
 
 
@@ -259,9 +290,11 @@ def session_principal(bind: Bind, token: str, *, now: datetime) -> Principal | N
     """The signed-in user of a cookie, or ``None`` if it is unknown, expired or the user inactive."""
     if not token or len(token) > _MAX_SECRET:
         return None
-    query = (select(users.c.id, users.c.name, users.c.role, users.c.department)
-             .join(sessions, sessions.c.user_id == users.c.id)
-             .where(sessions.c.token_hash == _digest(token), sessions.c.expires_at > now, users.c.active))
+    query = (
+        select(users.c.id, users.c.name, users.c.role, users.c.department)
+        .join(sessions, sessions.c.user_id == users.c.id)
+        .where(sessions.c.token_hash == _digest(token), sessions.c.expires_at > now, users.c.active)
+    )
     with _read(bind) as conn:
         row = conn.execute(query).first()
     return None if row is None else Principal.for_user(row.id, row.name, row.role, row.department)
@@ -273,20 +306,25 @@ def end_session(bind: Bind, token: str) -> None:
 
 
 # -- audit -----------------------------------------------------------------------------------
-def audit(bind: Bind, principal: Principal, action: str, target: str, detail: str = "", *,
-          now: datetime) -> None:
+def audit(
+    bind: Bind, principal: Principal, action: str, target: str, detail: str = "", *, now: datetime
+) -> None:
     """Append to the audit log, e.g. whenever restricted (personal) data is read.
 
     Given the caller's connection it joins that transaction, so the record commits with the work.
     """
     with _write(bind) as conn:
-        conn.execute(insert(audit_log).values(at=now, user_id=principal.user_id, action=action,
-                                              target=target, detail=detail))
+        conn.execute(
+            insert(audit_log).values(
+                at=now, user_id=principal.user_id, action=action, target=target, detail=detail
+            )
+        )
 
 
 # -- HTTP Basic through the cache ------------------------------------------------------------
-def authenticate_basic(bind: Bind, cache: CredentialCache, name: str, password: str, *,
-                       now: datetime) -> Principal:
+def authenticate_basic(
+    bind: Bind, cache: CredentialCache, name: str, password: str, *, now: datetime
+) -> Principal:
     """``authenticate_password`` through the cache; failures are never cached."""
     found = cache.get(name, password, now=now)
     if found is None:

@@ -24,7 +24,9 @@ def latest(request: Request, who: PrincipalDep, observed_property: str | None = 
     return Response(orjson.dumps({"value": values}), media_type="application/json")
 
 
-@router.get("/aggregates", summary="Rollup aggregates of an observed property by district, datastream or city")
+@router.get(
+    "/aggregates", summary="Rollup aggregates of an observed property by district, datastream or city"
+)
 def aggregates(
     request: Request,
     who: PrincipalDep,

@@ -52,7 +52,9 @@ def spatial_columns(geojson: dict[str, Any], geo: Locator) -> dict[str, Any]:
 
 
 def feature_key(geojson: dict[str, Any]) -> str:
-    return hashlib.blake2b(orjson.dumps(geometry_of(geojson), option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+    return hashlib.blake2b(
+        orjson.dumps(geometry_of(geojson), option=orjson.OPT_SORT_KEYS), digest_size=16
+    ).hexdigest()
 
 
 def _insert_once(conn: Connection, values: dict[str, Any], key: ColumnElement[Any]) -> int:

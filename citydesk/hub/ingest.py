@@ -149,7 +149,9 @@ class IngestPipeline:
                 row.foi_id = thing_foi[thing_id]
                 if row.foi_id is None:
                     refused.append(
-                        Rejected(rec, "no FeatureOfInterest given and the Thing has no Location to derive one")
+                        Rejected(
+                            rec, "no FeatureOfInterest given and the Thing has no Location to derive one"
+                        )
                     )
                     continue
             rows.append(row)

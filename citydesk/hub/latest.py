@@ -90,7 +90,13 @@ class LatestSnapshot:
                 self._apply(r.datastream_id, r.phenomenon_time, r.result_number, r.result_json)
 
     def _on_sta_change(self, event: Event) -> None:
-        if event.data.get("set") in ("Datastreams", "Things", "Locations", "ObservedProperties", "Observations"):
+        if event.data.get("set") in (
+            "Datastreams",
+            "Things",
+            "Locations",
+            "ObservedProperties",
+            "Observations",
+        ):
             self._rebuilt_at = 0.0  # metadata or values changed by hand: rebuild on next use
 
     @staticmethod
@@ -140,22 +146,28 @@ class LatestSnapshot:
             self.refresh()
 
     # -- reading -----------------------------------------------------------------------------
-    def values(self, conn: Connection, levels: Collection[str], *, observed_property: str | None = None) -> list[Entry]:
+    def values(
+        self, conn: Connection, levels: Collection[str], *, observed_property: str | None = None
+    ) -> list[Entry]:
         """Latest values of the datastreams ``levels`` may see, optionally of one observed property."""
         if self._task is None:
             self._fresh()  # no background poller (tests, CLI): poll on demand
         hidden: set[int] = set()
-        if not ALL_LEVELS <= set(levels):
+        if not set(levels) >= ALL_LEVELS:
             hidden = {
                 r[0]
-                for r in conn.execute(select(datastreams.c.id).where(datastreams.c.disclosure.not_in(sorted(levels))))
+                for r in conn.execute(
+                    select(datastreams.c.id).where(datastreams.c.disclosure.not_in(sorted(levels)))
+                )
             }
         with self._lock:
             meta = self._meta
             return [
                 e
                 for ds, e in self._entries.items()
-                if ds not in hidden and ds in meta and (observed_property is None or meta[ds][1] == observed_property)
+                if ds not in hidden
+                and ds in meta
+                and (observed_property is None or meta[ds][1] == observed_property)
             ]
 
     # -- background service ------------------------------------------------------------------
@@ -177,6 +189,6 @@ class LatestSnapshot:
             try:
                 await asyncio.to_thread(self.refresh)
                 self.state = "running"
-            except Exception as exc:  # noqa: BLE001 - keep serving the last snapshot; say so on the landing page
+            except Exception as exc:
                 log.exception("latest values poll failed")
                 self.state = f"stale: {exc}"

@@ -56,7 +56,7 @@ class Maintenance:
             try:
                 await asyncio.to_thread(self.run_once)
                 self.state = "running"
-            except Exception as exc:  # noqa: BLE001 - reported on the landing page, retried next hour
+            except Exception as exc:
                 log.exception("maintenance failed")
                 self.state = f"failed: {exc}"
             await asyncio.sleep(self.every.total_seconds())

@@ -60,7 +60,10 @@ def apply_retention(engine: Engine, *, now: datetime) -> list[str]:
             raw_cut = now - timedelta(days=int(pol["raw_days"] or DEFAULT_POLICY["raw_days"]))  # type: ignore[arg-type]
             if postgres:
                 for name, fam, day in _day_partitions(conn):
-                    if fam == family and datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC) <= raw_cut:
+                    if (
+                        fam == family
+                        and datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC) <= raw_cut
+                    ):
                         conn.execute(text(f"DROP TABLE {name}"))
                         report.append(f"{family}: dropped raw partition {day.isoformat()}")
             else:
@@ -70,7 +73,9 @@ def apply_retention(engine: Engine, *, now: datetime) -> list[str]:
                     )
                 ).rowcount
                 if n:
-                    report.append(f"{family}: deleted {n} raw observations before {raw_cut.date().isoformat()}")
+                    report.append(
+                        f"{family}: deleted {n} raw observations before {raw_cut.date().isoformat()}"
+                    )
             fam_ids = select(datastreams.c.id).where(datastreams.c.family == family)
             for table, days in ((rollup_hourly, pol["hourly_days"]), (rollup_daily, pol["daily_days"])):
                 if days is None:

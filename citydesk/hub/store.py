@@ -33,8 +33,21 @@ FAMILY_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 PG_TYPES = [
-    "int8", "int8", "text", "timestamptz", "timestamptz", "timestamptz", "timestamptz", "timestamptz",
-    "float8", "jsonb", "jsonb", "jsonb", "int8", "text", "int8",
+    "int8",
+    "int8",
+    "text",
+    "timestamptz",
+    "timestamptz",
+    "timestamptz",
+    "timestamptz",
+    "timestamptz",
+    "float8",
+    "jsonb",
+    "jsonb",
+    "jsonb",
+    "int8",
+    "text",
+    "int8",
 ]
 ROLLUP_SET = (
     "count = {t}.count + excluded.count, sum = {t}.sum + excluded.sum, "
@@ -122,7 +135,9 @@ class ObservationStore:
         if not missing:
             return
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            existing = {r[0] for r in conn.execute(text("SELECT relname FROM pg_class WHERE relkind IN ('r','p')"))}
+            existing = {
+                r[0] for r in conn.execute(text("SELECT relname FROM pg_class WHERE relkind IN ('r','p')"))
+            }
             for family, day in sorted(missing):
                 fam_table = partition_name(family)
                 if fam_table not in existing:
@@ -150,7 +165,7 @@ class ObservationStore:
         # Another worker may create the same partition at the same moment; losing that race is fine.
         try:
             conn.exec_driver_sql(ddl)
-        except Exception as exc:  # noqa: BLE001 - re-raised unless it is the benign race
+        except Exception as exc:
             if "already exists" not in str(exc):
                 raise
 
@@ -211,7 +226,9 @@ class ObservationStore:
                         )
                     )
             try:
-                cur.execute(PG_WRITE.format(conflict="ON CONFLICT DO NOTHING" if dedupe else ""), {"tz": self.tz.key})
+                cur.execute(
+                    PG_WRITE.format(conflict="ON CONFLICT DO NOTHING" if dedupe else ""), {"tz": self.tz.key}
+                )
             except psycopg.errors.CheckViolation as exc:
                 if "no partition of relation" not in str(exc):
                     raise
@@ -328,7 +345,9 @@ class ObservationStore:
             ],
         )
 
-    def add_to_rollup(self, conn: Connection, table: str, agg: list[tuple[int, datetime, int, float, float, float]]) -> None:
+    def add_to_rollup(
+        self, conn: Connection, table: str, agg: list[tuple[int, datetime, int, float, float, float]]
+    ) -> None:
         """Merge partial aggregates into a rollup table (rows sorted by key: a fixed lock order)."""
         if not agg:
             return
@@ -389,7 +408,9 @@ class RollupRepair:
             {"ds": ds, "a": t(start), "b": t(end)},
         ).one()
         if row[0]:
-            self.store.add_to_rollup(conn, table, [(ds, start, int(row[0]), float(row[1]), float(row[2]), float(row[3]))])
+            self.store.add_to_rollup(
+                conn, table, [(ds, start, int(row[0]), float(row[1]), float(row[2]), float(row[3]))]
+            )
 
     def _rebuild_latest(self, conn: Connection, ds: int) -> None:
         conn.execute(text("DELETE FROM datastream_latest WHERE datastream_id = :ds"), {"ds": ds})

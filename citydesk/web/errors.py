@@ -27,20 +27,29 @@ def _body(request: Request, status: int, code: str, message: str, details: Any) 
     return {"error": {"code": code, "message": message, "details": details}}
 
 
-def _response(request: Request, status: int, code: str, message: str, details: Any = None,
-              headers: dict[str, str] | None = None) -> JSONResponse:
+def _response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     return JSONResponse(_body(request, status, code, message, details), status_code=status, headers=headers)
 
 
 def install_error_handlers(api: FastAPI) -> None:
     @api.exception_handler(CitydeskError)
     async def _citydesk(request: Request, exc: CitydeskError) -> JSONResponse:
-        return _response(request, exc.status, exc.code, exc.message, exc.details, getattr(exc, "headers", None))
+        return _response(
+            request, exc.status, exc.code, exc.message, exc.details, getattr(exc, "headers", None)
+        )
 
     @api.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
         ]
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(x) for x in first["loc"] if x != "body")

@@ -19,11 +19,15 @@ if TYPE_CHECKING:
 def overview(app: App, who: Principal) -> dict[str, Any]:
     """Counts the caller may see, the database kind, and the background services' states."""
     with app.engine.connect().execution_options(read_only=True) as conn:
-        n_things = conn.execute(select(func.count()).select_from(things).where(visible(SETS["Things"], who.levels))).scalar_one()
+        n_things = conn.execute(
+            select(func.count()).select_from(things).where(visible(SETS["Things"], who.levels))
+        ).scalar_one()
         n_ds = conn.execute(
             select(func.count()).select_from(datastreams).where(visible(SETS["Datastreams"], who.levels))
         ).scalar_one()
-        n_sources = conn.execute(select(func.count()).select_from(sources)).scalar_one() if who.is_staff else None
+        n_sources = (
+            conn.execute(select(func.count()).select_from(sources)).scalar_one() if who.is_staff else None
+        )
     return {
         "version": __version__,
         "database": app.engine.dialect.name,

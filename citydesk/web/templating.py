@@ -18,7 +18,8 @@ def environment(request: Request) -> Environment:
     """One environment per app (kept on ``app.state``), so templates are compiled once."""
     env = getattr(request.app.state, "jinja", None)
     if env is None:
-        dirs = [TEMPLATES_DIR, *sorted(str(p) for p in PACKAGE.glob("**/templates") if p != TEMPLATES_DIR)]
+        dirs: list[str] = [str(TEMPLATES_DIR)]
+        dirs += sorted(str(p) for p in PACKAGE.glob("**/templates") if p != TEMPLATES_DIR)
         env = Environment(loader=FileSystemLoader(dirs), autoescape=select_autoescape(["html"]))
         request.app.state.jinja = env
     return env

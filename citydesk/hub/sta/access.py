@@ -19,11 +19,12 @@ ALL_LEVELS = frozenset({"public", "internal", "restricted"})
 
 def visible(es: EntitySet, levels: Collection[str]) -> ColumnElement[bool]:
     """A WHERE clause keeping only the rows of ``es`` a principal with ``levels`` may see."""
-    if ALL_LEVELS <= set(levels):
+    if set(levels) >= ALL_LEVELS:
         return true()
     allowed = sorted(levels)
     if es.name == "Observations":
-        return es.col("datastream_id").in_(select(datastreams.c.id).where(datastreams.c.disclosure.in_(allowed)))
+        shown = select(datastreams.c.id).where(datastreams.c.disclosure.in_(allowed))
+        return es.col("datastream_id").in_(shown)
     if es.name == "HistoricalLocations":
         return es.col("thing_id").in_(select(things.c.id).where(things.c.disclosure.in_(allowed)))
     return es.col("disclosure").in_(allowed)

@@ -17,7 +17,7 @@ from citydesk.auth import Principal
 from citydesk.errors import InvalidQuery, NotFound
 from citydesk.hub.models import datastreams, observed_properties, rollup_daily, rollup_hourly
 from citydesk.hub.sta.access import visible
-from citydesk.hub.sta.entities import SETS
+from citydesk.hub.sta.entities import MAX_ID, SETS
 from citydesk.hub.sta.serialize import iso
 from citydesk.hub.sta.timeparse import parse_instant
 
@@ -31,7 +31,9 @@ INTERVALS: dict[str, tuple[Table, timedelta]] = {
 GROUPS = ("district", "datastream", "none")
 
 
-def _window(app: App, interval: str, start: str | None, end: str | None) -> tuple[Table, timedelta, datetime, datetime]:
+def _window(
+    app: App, interval: str, start: str | None, end: str | None
+) -> tuple[Table, timedelta, datetime, datetime]:
     if interval not in INTERVALS:
         raise InvalidQuery(f"interval must be one of {', '.join(INTERVALS)}")
     table, width = INTERVALS[interval]
@@ -56,9 +58,12 @@ def datastream_series(
     app: App, who: Principal, datastream_id: int, interval: str, start: str | None, end: str | None
 ) -> dict[str, Any]:
     table, width, begin, stop = _window(app, interval, start, end)
+    if not 0 < datastream_id <= MAX_ID:
+        raise NotFound(f"no Datastream with @iot.id {datastream_id}")
     with app.engine.connect().execution_options(read_only=True) as conn:
         ds = SETS["Datastreams"]
-        if conn.execute(select(ds.col("id")).where(ds.col("id") == datastream_id, visible(ds, who.levels))).first() is None:
+        shown = select(ds.col("id")).where(ds.col("id") == datastream_id, visible(ds, who.levels))
+        if conn.execute(shown).first() is None:
             raise NotFound(f"no Datastream with @iot.id {datastream_id}")
         rows = conn.execute(
             select(table.c.bucket, table.c["count"], table.c["sum"], table.c["min"], table.c["max"])
@@ -87,13 +92,22 @@ def by_group(
         "datastream": datastreams.c.id,
         "none": None,
     }[group_by]
-    cols = [table.c.bucket, func.sum(table.c["count"]), func.sum(table.c["sum"]), func.min(table.c["min"]), func.max(table.c["max"])]
+    cols = [
+        table.c.bucket,
+        func.sum(table.c["count"]),
+        func.sum(table.c["sum"]),
+        func.min(table.c["min"]),
+        func.max(table.c["max"]),
+    ]
     stmt = (
         select(*([key] if key is not None else []), *cols)
         .join(datastreams, datastreams.c.id == table.c.datastream_id)
         .join(observed_properties, observed_properties.c.id == datastreams.c.observed_property_id)
         .where(
-            or_(observed_properties.c.name == observed_property, observed_properties.c.definition == observed_property),
+            or_(
+                observed_properties.c.name == observed_property,
+                observed_properties.c.definition == observed_property,
+            ),
             visible(SETS["Datastreams"], who.levels),
             table.c.bucket >= begin,
             table.c.bucket < stop,
@@ -117,7 +131,11 @@ def by_group(
         "series": [
             {
                 "key": group,
-                **({"name_ko": names.get(group, (None, None))[0], "name_en": names.get(group, (None, None))[1]} if names else {}),
+                **(
+                    dict(zip(("name_ko", "name_en"), names.get(group, (None, None)), strict=True))
+                    if names
+                    else {}
+                ),
                 "points": points,
             }
             for group, points in series.items()

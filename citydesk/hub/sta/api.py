@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import orjson
@@ -15,6 +16,7 @@ from citydesk.hub.sta import aggregate, service
 from citydesk.web.deps import get_app
 
 router = APIRouter(tags=["SensorThings API 1.1"])
+JSON_PATCH = "application/json-patch+json"
 PrincipalDep = Annotated[Principal, Depends(principal)]
 
 
@@ -30,13 +32,18 @@ def base_url(request: Request) -> str:
 
 
 async def _body(request: Request) -> Any:
+    """The JSON body. ``NaN`` and ``Infinity`` (not JSON, but what some loggers write) are read as
+    numbers so that validation can refuse them with its own reason rather than "not JSON"."""
     raw = await request.body()
-    if not raw:
+    if not raw.strip():
         raise BadRequest("the request has no JSON body")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError):
+            raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
 @router.get("/sta/v1.1", summary="Service root: entity sets and server settings")
@@ -49,13 +56,23 @@ def root(request: Request) -> STAResponse:
 async def create_observations(request: Request, who: PrincipalDep) -> STAResponse:
     body = await _body(request)
     app = get_app(request)
-    links = await to_thread.run_sync(service.create_observations, app, who, body, base_url(request))
-    return STAResponse(links, status_code=201)
+    base = base_url(request)
+    links = await to_thread.run_sync(service.create_observations, app, who, body, base)
+    # Every 201 names what it created: the first Observation stored (else the collection).
+    first = next((link for link in links if link != "error"), f"{base}/Observations")
+    return STAResponse(links, status_code=201, headers={"Location": first})
 
 
-@router.get("/sta/v1.1/Datastreams({ident})/Observations/$aggregate", summary="Hourly or daily aggregates (extension)")
+@router.get(
+    "/sta/v1.1/Datastreams({ident})/Observations/$aggregate", summary="Hourly or daily aggregates (extension)"
+)
 def datastream_aggregate(
-    request: Request, ident: int, who: PrincipalDep, interval: str = "hour", start: str | None = None, end: str | None = None
+    request: Request,
+    ident: int,
+    who: PrincipalDep,
+    interval: str = "hour",
+    start: str | None = None,
+    end: str | None = None,
 ) -> STAResponse:
     app = get_app(request)
     return STAResponse(aggregate.datastream_series(app, who, ident, interval, start, end))
@@ -88,7 +105,12 @@ async def post_resource(request: Request, path: str, who: PrincipalDep) -> Respo
 @router.put("/sta/v1.1/{path:path}", include_in_schema=False)
 async def patch_resource(request: Request, path: str, who: PrincipalDep) -> Response:
     body = await _body(request)
-    await to_thread.run_sync(service.patch, get_app(request), who, path, body)
+    app = get_app(request)
+    if path.rstrip("/").endswith("$ref"):  # PUT Datastreams(1)/Sensor/$ref: re-point a to-one link
+        await to_thread.run_sync(service.link, app, who, path, body)
+        return Response(status_code=204)
+    json_patch = request.headers.get("content-type", "").split(";")[0].strip() == JSON_PATCH
+    await to_thread.run_sync(lambda: service.patch(app, who, path, body, json_patch=json_patch))
     return Response(status_code=200)
 
 

@@ -8,11 +8,12 @@ with their columns and kinds, and its relations to other sets.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import Column, Table
+from sqlalchemy import ColumnElement, Table, select
 
 from citydesk.hub.models import (
+    datastream_latest,
     datastreams,
     features_of_interest,
     historical_location_locations,
@@ -24,6 +25,9 @@ from citydesk.hub.models import (
     thing_locations,
     things,
 )
+
+MAX_ID = 2**63 - 1
+"""Ids are signed 64-bit integers on both databases; a larger number names no entity."""
 
 FieldKind = Literal["string", "number", "datetime", "interval", "json", "geometry", "result", "id"]
 
@@ -68,6 +72,12 @@ class EntitySet:
     relations: tuple[Relation, ...]
     extra_columns: tuple[str, ...] = field(default=())
     """Stored columns derived by the server (district, h3, ...), not part of the STA model."""
+    computed: tuple[tuple[str, ColumnElement[Any]], ...] = field(default=())
+    """Read-only columns computed from other tables, selected beside the table's own."""
+
+    def columns(self) -> list[ColumnElement[Any]]:
+        """What a read selects: the table's columns plus the computed ones, labelled."""
+        return [*self.table.c, *(expr.label(name) for name, expr in self.computed)]
 
     def field(self, name: str) -> FieldSpec | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -75,8 +85,16 @@ class EntitySet:
     def relation(self, name: str) -> Relation | None:
         return next((r for r in self.relations if r.name == name), None)
 
-    def col(self, name: str) -> Column[object]:
+    def col(self, name: str) -> ColumnElement[Any]:
+        for computed_name, expr in self.computed:
+            if computed_name == name:
+                return expr
         return self.table.c[name]
+
+
+def _latest(column: Any) -> ColumnElement[Any]:
+    """A Datastream's extent, kept in ``datastream_latest`` by the store."""
+    return select(column).where(datastream_latest.c.datastream_id == datastreams.c.id).scalar_subquery()
 
 
 def _common(*extra: FieldSpec) -> tuple[FieldSpec, ...]:
@@ -149,19 +167,31 @@ SETS: dict[str, EntitySet] = {
                 FieldSpec("observationType", "observation_type", "string", required=True),
                 FieldSpec("observedArea", "observed_area", "geometry", writable=False),
                 FieldSpec(
-                    "phenomenonTime", "phenomenon_time_start", "interval", writable=False,
+                    "phenomenonTime",
+                    "phenomenon_time_start",
+                    "interval",
+                    writable=False,
                     end_column="phenomenon_time_end",
                 ),
-                FieldSpec("resultTime", "result_time_start", "interval", writable=False, end_column="result_time_end"),
                 FieldSpec("properties", "properties", "json"),
             ),
             (
                 Relation("Thing", "Things", "one", local="thing_id", required=True),
                 Relation("Sensor", "Sensors", "one", local="sensor_id", required=True),
-                Relation("ObservedProperty", "ObservedProperties", "one", local="observed_property_id", required=True),
+                Relation(
+                    "ObservedProperty",
+                    "ObservedProperties",
+                    "one",
+                    local="observed_property_id",
+                    required=True,
+                ),
                 Relation("Observations", "Observations", "many", remote="datastream_id"),
             ),
             ("family", "district_code"),
+            (
+                ("phenomenon_time_start", _latest(datastream_latest.c.first_time)),
+                ("phenomenon_time_end", _latest(datastream_latest.c.last_time)),
+            ),
         ),
         EntitySet(
             "Sensors",

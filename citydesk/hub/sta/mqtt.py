@@ -39,7 +39,9 @@ def observation_message(base: str, o: StoredObservation) -> dict[str, Any]:
     result: Any = o.result_number if o.result_number is not None else o.result_json
     if isinstance(result, float) and result.is_integer() and o.result_json is None:
         result = int(result)
-    phen = iso(o.phenomenon_time) if o.phenomenon_time_end is None else f"{iso(o.phenomenon_time)}/{iso(o.phenomenon_time_end)}"
+    phen = iso(o.phenomenon_time)
+    if o.phenomenon_time_end is not None:
+        phen = f"{phen}/{iso(o.phenomenon_time_end)}"
     return {
         "@iot.id": o.id,
         "@iot.selfLink": f"{base}/Observations({o.id})",
@@ -67,7 +69,9 @@ class MqttPublisher:
 
     async def start(self) -> None:
         url = urlparse(self.app.settings.mqtt_url or "")
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="citydesk-sta-publisher", protocol=mqtt.MQTTv5)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id="citydesk-sta-publisher", protocol=mqtt.MQTTv5
+        )
         client.connect_async(url.hostname or "127.0.0.1", url.port or 1883)
         client.loop_start()
         self._client = client
@@ -112,7 +116,7 @@ class MqttPublisher:
             return  # published from observations.stored, with no database read
         try:
             entity = service.get(self.app, ANONYMOUS, f"{set_name}({event.data['id']})", {}, self.base)
-        except Exception:  # noqa: BLE001 - not public (or gone again): nothing to publish
+        except Exception:
             return
         self._offer(f"v1.1/{set_name}", entity)
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 from citydesk.errors import InvalidQuery, NotFound
-from citydesk.hub.sta.entities import SETS, EntitySet, Relation
+from citydesk.hub.sta.entities import MAX_ID, SETS, EntitySet, Relation
 
 SEGMENT = re.compile(r"^([A-Za-z]+)(?:\((?:'?(\d+)'?)\))?$")
 
@@ -44,6 +44,15 @@ class ResourcePath:
         return self.steps[-2] if len(self.steps) > 1 else None
 
 
+def _id(es: EntitySet, text: str | None) -> int | None:
+    if not text:
+        return None
+    ident = int(text)
+    if ident > MAX_ID:
+        raise NotFound(f"no {es.singular} with @iot.id {text}")
+    return ident
+
+
 def parse_path(path: str) -> ResourcePath:
     """Parse the part of the URL after the version prefix."""
     parts = [p for p in path.strip("/").split("/") if p]
@@ -69,7 +78,7 @@ def parse_path(path: str) -> ResourcePath:
             es = SETS.get(name)
             if es is None:
                 raise NotFound(f"no entity set named {name}")
-            out.steps.append(Step(es, int(ident) if ident else None))
+            out.steps.append(Step(es, _id(es, ident)))
             continue
         if out.attribute is not None:
             raise InvalidQuery(f"nothing can follow the property {out.attribute}")
@@ -80,7 +89,7 @@ def parse_path(path: str) -> ResourcePath:
         if rel is not None:
             if ident and rel.kind == "one":
                 raise InvalidQuery(f"{name} is a single entity and takes no id")
-            out.steps.append(Step(SETS[rel.target], int(ident) if ident else None, rel))
+            out.steps.append(Step(SETS[rel.target], _id(SETS[rel.target], ident), rel))
         elif (prev.set.field(name) is not None or name == "id") and not ident:
             out.attribute = name
         else:

@@ -63,13 +63,15 @@ def split_top(text: str, sep: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def _int(name: str, value: str, minimum: int) -> int:
+def _int(name: str, value: str, minimum: int, maximum: int = 2**62) -> int:
     try:
         n = int(value)
     except ValueError:
         raise InvalidQuery(f"{name} must be a whole number, not {value!r}") from None
     if n < minimum:
         raise InvalidQuery(f"{name} must be at least {minimum}")
+    if n > maximum:
+        raise InvalidQuery(f"{name} may be at most {maximum}")
     return n
 
 
@@ -86,9 +88,7 @@ def parse_query(options: Mapping[str, str], *, max_top: int, nested: bool = Fals
         elif key == "$orderby":
             q.orderby = parse_orderby(value)
         elif key == "$top":
-            q.top = _int("$top", value, 0)
-            if q.top > max_top:
-                raise InvalidQuery(f"$top may be at most {max_top}")
+            q.top = _int("$top", value, 0, max_top)
         elif key == "$skip":
             q.skip = _int("$skip", value, 0)
         elif key == "$count":
@@ -96,7 +96,8 @@ def parse_query(options: Mapping[str, str], *, max_top: int, nested: bool = Fals
                 raise InvalidQuery("$count must be true or false")
             q.count = value == "true"
         elif key == "$select":
-            q.select = [s.strip() for s in value.split(",") if s.strip()]
+            aliases = {"@iot.id": "id", "@iot.selfLink": "selfLink"}
+            q.select = [aliases.get(s.strip(), s.strip()) for s in value.split(",") if s.strip()]
             if not q.select:
                 raise InvalidQuery("$select needs at least one property")
         elif key == "$expand":

@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, Connection, Select, func, literal_column, select, text
+from sqlalchemy import ColumnElement, Connection, Select, func, literal_column, select
+from sqlalchemy.exc import CompileError
 
 from citydesk.errors import InvalidQuery, NotFound
 from citydesk.hub.sta.access import visible
@@ -76,6 +77,10 @@ def related_to(target: EntitySet, rel: Relation, parent: EntitySet, parent_ids: 
 
 
 def apply_query(ctx: ReadContext, es: EntitySet, stmt: Select[Any], q: Query) -> Select[Any]:
+    """``stmt`` narrowed by ``$filter`` (and ``$select`` checked against the set's properties)."""
+    for name in q.select or ():
+        if name not in ("id", "selfLink") and es.field(name) is None and es.relation(name) is None:
+            raise InvalidQuery(f"$select: {es.singular} has no property {name!r}")
     resolver = EntityResolver(es, ctx.levels)
     if q.filter is not None:
         stmt = stmt.where(compile_filter(q.filter, resolver, ctx.dialect, now=ctx.now))
@@ -88,22 +93,30 @@ def order_of(ctx: ReadContext, es: EntitySet, q: Query) -> list[Any]:
 
 
 def count_rows(ctx: ReadContext, stmt: Select[Any]) -> int:
-    """Exact up to ``count_exact_limit``; above it the planner's estimate, as FROST does."""
+    """Exact up to ``count_exact_limit``; above it the planner's estimate (PostgreSQL), as FROST does.
+
+    The exact part is a count capped at ``limit + 1`` rows, so it stays cheap on any table.
+    """
     limit = ctx.count_exact_limit
-    capped = select(func.count()).select_from(stmt.with_only_columns(literal_column("1")).limit(limit + 1).subquery())
-    n = int(ctx.conn.execute(capped).scalar_one())
-    if n <= limit or ctx.dialect != "postgresql":
-        if n > limit:
-            n = int(ctx.conn.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
+    # ``maintain_column_froms``: without it, a statement with no WHERE on the table loses its FROM.
+    ones: Select[Any] = stmt.with_only_columns(literal_column("1"), maintain_column_froms=True)
+    n = int(ctx.conn.execute(select(func.count()).select_from(ones.limit(limit + 1).subquery())).scalar_one())
+    if n <= limit:
         return n
+    if ctx.dialect != "postgresql":
+        return int(ctx.conn.execute(select(func.count()).select_from(ones.subquery())).scalar_one())
     try:
-        compiled = stmt.with_only_columns(literal_column("1")).compile(
-            ctx.conn, compile_kwargs={"literal_binds": True}
-        )
-    except Exception:  # noqa: BLE001 - a parameter type without a literal form: count it instead
-        return int(ctx.conn.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
-    plan = ctx.conn.execute(text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar_one()
-    return max(n, int(plan[0]["Plan"]["Plan Rows"]))
+        compiled = str(ones.compile(ctx.conn, compile_kwargs={"literal_binds": True}))
+    except (CompileError, NotImplementedError):  # a parameter type without a literal form: count instead
+        return int(ctx.conn.execute(select(func.count()).select_from(ones.subquery())).scalar_one())
+    # Driver SQL, not ``text()``: a ':' inside a string literal is not a bind parameter.
+    plan = ctx.conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}").scalar_one()
+    estimate = int(plan[0]["Plan"]["Plan Rows"])
+    if estimate <= limit:
+        # Below what was just counted: the statistics are stale (a table never analysed), so
+        # the estimate is known to be wrong; count instead.
+        return int(ctx.conn.execute(select(func.count()).select_from(ones.subquery())).scalar_one())
+    return estimate
 
 
 def next_link(url_base: str, q: Query, skip: int, top: int) -> str:
@@ -113,15 +126,27 @@ def next_link(url_base: str, q: Query, skip: int, top: int) -> str:
     return f"{url_base}?{urlencode(params)}"
 
 
+def check_parents(ctx: ReadContext, path: ResourcePath) -> None:
+    """404 unless the entities a navigation path starts from exist (and may be seen)."""
+    if len(path.steps) < 2:
+        return
+    prefix = ResourcePath(steps=path.steps[:-1])
+    parent = prefix.target
+    found = ctx.conn.execute(select(parent.col("id")).where(*path_conditions(ctx, prefix)).limit(1)).first()
+    if found is None:
+        raise NotFound(f"no {parent.singular} at {'/'.join(s.set.name for s in prefix.steps)}")
+
+
 def read_collection(ctx: ReadContext, path: ResourcePath, q: Query, self_url: str) -> dict[str, Any]:
     es = path.target
-    base_stmt = apply_query(ctx, es, select(es.table).where(*path_conditions(ctx, path)), q)
+    check_parents(ctx, path)
+    base_stmt = apply_query(ctx, es, select(*es.columns()).where(*path_conditions(ctx, path)), q)
     top = ctx.default_top if q.top is None else q.top
     out: dict[str, Any] = {}
     if q.count:
         out["@iot.count"] = count_rows(ctx, base_stmt)
     rows = list(ctx.conn.execute(base_stmt.order_by(*order_of(ctx, es, q)).offset(q.skip).limit(top + 1)))
-    more = len(rows) > top
+    more = len(rows) > top > 0
     rows = rows[:top]
     if q.result_format == "dataArray":
         out["value"] = data_array(ctx, es, rows, q)
@@ -134,7 +159,7 @@ def read_collection(ctx: ReadContext, path: ResourcePath, q: Query, self_url: st
 
 def read_single(ctx: ReadContext, path: ResourcePath, q: Query) -> tuple[EntitySet, dict[str, Any]]:
     es = path.target
-    stmt = apply_query(ctx, es, select(es.table).where(*path_conditions(ctx, path)), q)
+    stmt = apply_query(ctx, es, select(*es.columns()).where(*path_conditions(ctx, path)), q)
     row = ctx.conn.execute(stmt.limit(1)).first()
     if row is None:
         raise NotFound(f"no {es.singular} at {'/'.join(s.set.name for s in path.steps)}")
@@ -144,7 +169,7 @@ def read_single(ctx: ReadContext, path: ResourcePath, q: Query) -> tuple[EntityS
 def read_property(ctx: ReadContext, path: ResourcePath) -> Any:
     """``/Things(1)/name``: the value of one property (``None`` is a valid answer)."""
     es = path.target
-    row = ctx.conn.execute(select(es.table).where(*path_conditions(ctx, path)).limit(1)).first()
+    row = ctx.conn.execute(select(*es.columns()).where(*path_conditions(ctx, path)).limit(1)).first()
     if row is None:
         raise NotFound(f"no {es.singular} there")
     assert path.attribute is not None
@@ -164,7 +189,9 @@ def render(ctx: ReadContext, es: EntitySet, rows: list[Any], q: Query) -> list[d
     return items
 
 
-def expand_into(ctx: ReadContext, es: EntitySet, rows: list[Any], items: list[dict[str, Any]], exp: Expand) -> None:
+def expand_into(
+    ctx: ReadContext, es: EntitySet, rows: list[Any], items: list[dict[str, Any]], exp: Expand
+) -> None:
     rel = es.relation(exp.name)
     if rel is None:
         raise InvalidQuery(f"$expand: {es.singular} has no navigation property {exp.name!r}")
@@ -175,8 +202,8 @@ def expand_into(ctx: ReadContext, es: EntitySet, rows: list[Any], items: list[di
     if rel.kind == "one":
         assert rel.local is not None
         ids = {r._mapping[rel.local] for r in rows} - {None}
-        stmt = apply_query(ctx, target, select(target.table).where(target.col("id").in_(ids), visible(target, ctx.levels)), q)
-        found = {r._mapping["id"]: r for r in ctx.conn.execute(stmt)}
+        one = select(*target.columns()).where(target.col("id").in_(ids), visible(target, ctx.levels))
+        found = {r._mapping["id"]: r for r in ctx.conn.execute(apply_query(ctx, target, one, q))}
         rendered = dict(zip(found, render(ctx, target, list(found.values()), q), strict=True))
         for row, item in zip(rows, items, strict=True):
             child = rendered.get(row._mapping[rel.local])
@@ -187,12 +214,14 @@ def expand_into(ctx: ReadContext, es: EntitySet, rows: list[Any], items: list[di
     if rel.kind == "many":
         assert rel.remote is not None
         parent_key = target.col(rel.remote)
-        stmt = select(target.table, parent_key.label("_parent")).where(parent_key.in_(parent_ids))
+        stmt: Select[Any] = select(*target.columns(), parent_key.label("_parent")).where(
+            parent_key.in_(parent_ids)
+        )
     else:
         assert rel.through is not None and rel.local and rel.remote
         parent_key = rel.through.c[rel.local]
         stmt = (
-            select(target.table, parent_key.label("_parent"))
+            select(*target.columns(), parent_key.label("_parent"))
             .join(rel.through, rel.through.c[rel.remote] == target.col("id"))
             .where(parent_key.in_(parent_ids))
         )
@@ -203,7 +232,9 @@ def expand_into(ctx: ReadContext, es: EntitySet, rows: list[Any], items: list[di
     if q.count:
         cols.append(func.count().over(partition_by=parent_key).label("_n"))
     inner = stmt.add_columns(*cols).subquery()
-    window = select(inner).where(inner.c._rn > q.skip, inner.c._rn <= q.skip + top + 1).order_by(inner.c._parent, inner.c._rn)
+    # ``inner.c["_parent"]``, not ``inner.c._parent``: that attribute is the column collection's own.
+    rank = inner.c["_rn"]
+    window = select(inner).where(rank > q.skip, rank <= q.skip + top + 1).order_by(inner.c["_parent"], rank)
     groups: dict[Any, list[Any]] = defaultdict(list)
     counts: dict[Any, int] = {}
     for r in ctx.conn.execute(window):
@@ -212,16 +243,19 @@ def expand_into(ctx: ReadContext, es: EntitySet, rows: list[Any], items: list[di
             counts[r._mapping["_parent"]] = r._mapping["_n"]
     for pid, item in zip(parent_ids, items, strict=True):
         children = groups.get(pid, [])
-        more = len(children) > top
+        more = len(children) > top > 0
         children = children[:top]
         if q.count:
             item[f"{exp.name}@iot.count"] = counts.get(pid, 0)
         item[exp.name] = render(ctx, target, children, q)
         if more:
-            item[f"{exp.name}@iot.nextLink"] = next_link(f"{ctx.base}/{es.name}({pid})/{exp.name}", q, q.skip, top)
+            url = f"{ctx.base}/{es.name}({pid})/{exp.name}"
+            item[f"{exp.name}@iot.nextLink"] = next_link(url, q, q.skip, top)
 
 
-DATA_ARRAY_DEFAULT = ["id", "phenomenonTime", "result", "resultTime", "resultQuality", "validTime", "parameters"]
+DATA_ARRAY_DEFAULT = [
+    "id", "phenomenonTime", "result", "resultTime", "resultQuality", "validTime", "parameters",
+]  # fmt: skip
 
 
 def data_array(ctx: ReadContext, es: EntitySet, rows: list[Any], q: Query) -> list[dict[str, Any]]:

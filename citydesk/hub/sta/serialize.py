@@ -27,7 +27,8 @@ def field_value(spec: FieldSpec, row: Row[Any]) -> Any:
     if spec.kind == "result":
         number = m["result_number"]
         if number is not None:
-            return int(number) if number.is_integer() and abs(number) < 2**53 and m["result_json"] is None else number
+            whole = number.is_integer() and abs(number) < 2**53 and m["result_json"] is None
+            return int(number) if whole else number
         return m["result_json"]
     value = m[spec.column] if spec.column else None
     if spec.kind == "interval":

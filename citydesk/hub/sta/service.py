@@ -8,22 +8,21 @@ the commit (the MQTT extension listens to those).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from citydesk.auth import Principal
-from citydesk.errors import BadRequest, Forbidden, ValidationFailed
-from citydesk.hub.models import observations
-from citydesk.hub.records import ObservationIn, Rejected
-from citydesk.hub.sta import read, write
+from citydesk.errors import BadRequest, CitydeskError, Forbidden, ValidationFailed
+from citydesk.hub.models import datastreams, observations
+from citydesk.hub.records import ObservationIn
+from citydesk.hub.sta import jsonpatch, read, write, write_obs
 from citydesk.hub.sta.entities import SETS, EntitySet, inverse
 from citydesk.hub.sta.paths import ResourcePath, parse_path
-from citydesk.hub.sta.query import parse_query
-from citydesk.hub.sta.timeparse import parse_instant, parse_interval
+from citydesk.hub.sta.query import Query, parse_query
+from citydesk.hub.sta.timeparse import parse_interval
 from citydesk.hub.store import RollupRepair
-from citydesk.hub.validate import result_columns
 
 if TYPE_CHECKING:
     from citydesk.web.app import App
@@ -87,7 +86,9 @@ def get(app: App, principal: Principal, path_text: str, options: Mapping[str, st
 
 
 def _write_context(app: App, conn: Any, principal: Principal) -> write.WriteContext:
-    return write.WriteContext(conn=conn, levels=principal.levels, geo=app.geo, now=app.now())
+    return write.WriteContext(
+        conn=conn, levels=principal.levels, geo=app.geo, now=app.now(), max_future=app.ingest.max_future
+    )
 
 
 def _require_write(app: App, principal: Principal) -> None:
@@ -104,7 +105,11 @@ def _after_commit(app: App, ctx: write.WriteContext, events: list[tuple[str, str
 
 
 def post(app: App, principal: Principal, path_text: str, body: Any) -> tuple[EntitySet, int]:
-    """Create an entity (deep insert) at a collection path; returns its set and id."""
+    """Create an entity (deep insert) at a collection path; returns its set and id.
+
+    Everything but Observations is written in one transaction; the Observations met (posted, or
+    nested in a deep insert) are checked inside it, then stored through the ingest pipeline.
+    """
     _require_write(app, principal)
     path = parse_path(path_text)
     if path.ref:
@@ -113,12 +118,13 @@ def post(app: App, principal: Principal, path_text: str, body: Any) -> tuple[Ent
         raise BadRequest("POST goes to a collection, not to one entity")
     es = path.target
     parent_step = path.parent
+    ident = 0
     with app.engine.begin() as conn:
         ctx = _write_context(app, conn, principal)
         parent: tuple[Any, int] | None = None
         if parent_step is not None:
             if parent_step.id is None:
-                raise BadRequest("the parent in the path needs an id")
+                raise BadRequest("the parent in the path needs an id: Things(1)/Datastreams")
             last = path.steps[-1]
             assert last.relation is not None
             write.check_exists(ctx, parent_step.set, parent_step.id)
@@ -127,21 +133,21 @@ def post(app: App, principal: Principal, path_text: str, body: Any) -> tuple[Ent
                 raise BadRequest(f"cannot create {es.name} under {parent_step.set.singular}")
             parent = (back, parent_step.id)
         if es.name == "Observations":
-            ds = parent[1] if parent and parent[0].name == "Datastream" else None
-            record = write.observation_in(ctx, write._obj(body, "Observation"), ds)
-            if parent and parent[0].name == "FeatureOfInterest":
-                record.foi_id = parent[1]
+            under = {parent[0].name: parent[1]} if parent else {}
+            body = write.as_object(body, "Observation")
+            records = [
+                write_obs.observation_in(ctx, body, under.get("Datastream"), under.get("FeatureOfInterest"))
+            ]
         else:
-            ident = write.create(ctx, es, body, parent=parent)
+            ident = write.create(ctx, es, body, parent=parent, nested=False)
             write.finish(ctx)
-            pending = [write.observation_in(ctx, b, ds) for b, ds in ctx.pending_observations]
-            record = None
+            records = [write_obs.observation_in(ctx, b, ds) for b, ds in ctx.pending_observations]
+        write_obs.prevalidate(ctx, records)
     if es.name == "Observations":
-        assert record is not None
-        return es, store_observations(app, [record])[0]
+        return es, store_observations(app, records)[0]
     _after_commit(app, ctx, [("sta.created", es.name, ident)])
-    if pending:
-        store_observations(app, pending)
+    if records:
+        store_observations(app, records)
     return es, ident
 
 
@@ -150,52 +156,62 @@ def store_observations(app: App, records: list[ObservationIn]) -> list[int]:
     result = app.ingest.ingest(records, channel="sta", quarantine_rejects=False)
     if result.rejected:
         raise ValidationFailed(result.rejected[0].reason, [r.reason for r in result.rejected])
-    for ident in result.ids:
-        app.bus.publish("sta.created", {"set": "Observations", "id": ident, "internal": True})
     return result.ids
 
 
-def patch(app: App, principal: Principal, path_text: str, body: Any) -> None:
+def patch(app: App, principal: Principal, path_text: str, body: Any, *, json_patch: bool = False) -> None:
+    """Update one entity from a JSON object (PATCH, or PUT) or from JSON Patch operations (RFC 6902)."""
     _require_write(app, principal)
     path = _single(path_text)
     es, ident = path.target, path.steps[-1].id
     assert ident is not None
+    if json_patch:
+        body = _apply_json_patch(app, principal, path, body)
+    body = write.as_object(body, es.singular)
+    repair = RollupRepair(app.store)
+    if es.name == "Observations":
+        _prepare_partition(app, ident, body)
     with app.engine.begin() as conn:
         ctx = _write_context(app, conn, principal)
         if es.name == "Observations":
-            _patch_observation(app, ctx, ident, write._obj(body, "Observation"))
+            write.check_exists(ctx, es, ident)
+            ds = conn.execute(
+                select(observations.c.datastream_id).where(observations.c.id == ident)
+            ).scalar_one()
+            facts = app.catalog.get_many(conn, {ds})[ds]
+            write_obs.patch_observation(
+                ctx, ident, body, facts, lambda d, times: repair.repair(conn, d, times)
+            )
         else:
             write.patch(ctx, es, ident, body)
             write.finish(ctx)
     _after_commit(app, ctx, [("sta.updated", es.name, ident)])
 
 
-def _patch_observation(app: App, ctx: write.WriteContext, ident: int, body: dict[str, Any]) -> None:
-    write.check_exists(ctx, SETS["Observations"], ident)
-    old = ctx.conn.execute(select(observations).where(observations.c.id == ident)).one()
-    values: dict[str, Any] = {}
-    if "phenomenonTime" in body:
-        values["phenomenon_time"], values["phenomenon_time_end"] = parse_interval(body["phenomenonTime"], "phenomenonTime")
-    if "resultTime" in body:
-        values["result_time"] = parse_instant(body["resultTime"], "resultTime") if body["resultTime"] else None
-    for key, col in (("resultQuality", "result_quality"), ("parameters", "parameters")):
-        if key in body:
-            values[col] = body[key]
-    if "result" in body:
-        facts = app.catalog.get_many(ctx.conn, {old.datastream_id})[old.datastream_id]
-        try:
-            values["result_number"], values["result_json"] = result_columns(body["result"], facts)
-        except ValueError as exc:
-            raise ValidationFailed(str(exc)) from None
-    unknown = set(body) - {"phenomenonTime", "resultTime", "resultQuality", "parameters", "result", "validTime"}
-    if unknown:
-        raise ValidationFailed(f"these Observation properties cannot be changed here: {', '.join(sorted(unknown))}")
-    if "validTime" in body:
-        values["valid_time_start"], values["valid_time_end"] = parse_interval(body["validTime"], "validTime")
-    if values:
-        ctx.conn.execute(update(observations).where(observations.c.id == ident).values(**values))
-        times: list[datetime] = [old.phenomenon_time, values.get("phenomenon_time", old.phenomenon_time)]
-        RollupRepair(app.store).repair(ctx.conn, old.datastream_id, times)
+def _apply_json_patch(app: App, principal: Principal, path: ResourcePath, ops: Any) -> dict[str, Any]:
+    """The properties JSON Patch operations change, as a PATCH body (``null`` for removed ones)."""
+    with app.engine.connect().execution_options(read_only=True) as conn:
+        ctx = _read_context(app, conn, principal, "")
+        current = read.read_single(ctx, path, Query())[1]
+    before = {k: v for k, v in current.items() if "@" not in k}
+    after = jsonpatch.apply(before, ops)
+    return {k: after.get(k) for k in before.keys() | after.keys() if after.get(k) != before.get(k)}
+
+
+def _prepare_partition(app: App, ident: int, body: dict[str, Any]) -> None:
+    """On PostgreSQL, create the day partition an Observation moves into before the transaction
+    that moves it (partition DDL inside it could wait on that very transaction's locks)."""
+    if not app.store.postgres or body.get("phenomenonTime") is None:
+        return
+    start, _ = parse_interval(body["phenomenonTime"], "Observation.phenomenonTime")
+    with app.engine.connect() as conn:
+        family = conn.execute(
+            select(datastreams.c.family)
+            .join(observations, observations.c.datastream_id == datastreams.c.id)
+            .where(observations.c.id == ident)
+        ).scalar()
+    if family is not None:
+        app.store.ensure_partitions({(family, start.astimezone(UTC).date())})
 
 
 def delete(app: App, principal: Principal, path_text: str) -> None:
@@ -241,11 +257,14 @@ def unlink(app: App, principal: Principal, path: ResourcePath) -> None:
 
 
 def _ref_target(body: Any, es: EntitySet) -> int:
-    obj = write._obj(body, "$ref body")
+    obj = write.as_object(body, "$ref body")
     if "@iot.selfLink" in obj:
         tail = str(obj["@iot.selfLink"]).rstrip("/").rsplit("/", 1)[-1]
-        path = parse_path(tail)
-        if path.target is not es or path.steps[-1].id is None:
+        try:
+            path = parse_path(tail)
+        except CitydeskError:
+            path = None
+        if path is None or path.target is not es or path.steps[-1].id is None:
             raise BadRequest(f"@iot.selfLink must point at one of the {es.name}")
         return path.steps[-1].id
     ident = write.link_id(obj)
@@ -264,53 +283,13 @@ def _single(path_text: str) -> ResourcePath:
 def create_observations(app: App, principal: Principal, body: Any, base: str) -> list[str]:
     """``POST /CreateObservations``: dataArray in, one selfLink (or ``"error"``) per row out."""
     _require_write(app, principal)
-    if not isinstance(body, list):
-        raise BadRequest("CreateObservations takes a JSON array of {Datastream, components, dataArray}")
-    slots: list[ObservationIn | str] = []
     with app.engine.connect() as conn:
-        ctx = _write_context(app, conn, principal)
-        for group in body:
-            group = write._obj(group, "CreateObservations item")
-            ds_id = write.link_id(write._obj(group.get("Datastream"), "Datastream"))
-            components = group.get("components")
-            rows = group.get("dataArray")
-            if ds_id is None or not isinstance(components, list) or not isinstance(rows, list):
-                raise BadRequest("each item needs Datastream.@iot.id, components and dataArray")
-            write.check_exists(ctx, SETS["Datastreams"], ds_id)
-            for row in rows:
-                slots.append(_data_array_row(ds_id, components, row))
+        slots = write_obs.data_array(_write_context(app, conn, principal), body)
     records = [s for s in slots if isinstance(s, ObservationIn)]
     result = app.ingest.ingest(records, channel="sta", quarantine_rejects=False)
-    refused = {id(r.payload) for r in result.rejected if isinstance(r, Rejected)}
+    refused = {id(r.payload) for r in result.rejected}
     stored = iter(result.ids)
-    out: list[str] = []
-    for slot in slots:
-        if isinstance(slot, str) or id(slot) in refused:
-            out.append("error")
-        else:
-            out.append(f"{base}/Observations({next(stored)})")
-    return out
-
-
-def _data_array_row(ds_id: int, components: list[Any], row: Any) -> ObservationIn | str:
-    if not isinstance(row, list) or len(row) != len(components):
-        return "error"
-    values = dict(zip(components, row, strict=True))
-    try:
-        phen = values.get("phenomenonTime")
-        start, end = parse_interval(phen, "phenomenonTime") if phen is not None else (None, None)
-        result_time = values.get("resultTime")
-        foi = values.get("FeatureOfInterest/id")
-        return ObservationIn(
-            datastream_id=ds_id,
-            result=values.get("result"),
-            phenomenon_time=start,
-            phenomenon_time_end=end,
-            result_time=parse_instant(result_time, "resultTime") if result_time else None,
-            result_quality=values.get("resultQuality"),
-            parameters=values.get("parameters"),
-            foi_id=int(foi) if foi is not None else None,
-        )
-    except (ValidationFailed, TypeError, ValueError):
-        return "error"
-
+    return [
+        "error" if isinstance(slot, str) or id(slot) in refused else f"{base}/Observations({next(stored)})"
+        for slot in slots
+    ]

@@ -1,7 +1,7 @@
 """core schema: sensorthings, rollups, sources, auth, geography
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-21
 
 On PostgreSQL the observation table is partitioned: LIST by datastream family, then RANGE by
@@ -9,8 +9,8 @@ day of phenomenon time, so a family's retention drops whole partitions instead o
 Partitions are created on demand by ``citydesk.hub.store``.
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0001'
