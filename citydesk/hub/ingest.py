@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine
 
 from citydesk.bus import MemoryBus
 from citydesk.hub.catalog import DatastreamCatalog
-from citydesk.hub.features import Locator, foi_for_feature, foi_for_thing, point_of
+from citydesk.hub.features import Locator, foi_for_feature, foi_for_thing, geometry_of, point_of
 from citydesk.hub.models import quarantine
 from citydesk.hub.records import IngestResult, ObservationIn, Rejected, StoredObservation
 from citydesk.hub.store import ObservationStore, PartitionMissing
@@ -44,7 +44,7 @@ def _payload_text(payload: Any) -> str:
         payload = {
             "datastream_id": payload.datastream_id,
             "result": payload.result,
-            "phenomenonTime": payload.phenomenon_time.isoformat() if payload.phenomenon_time else None,
+            "phenomenonTime": payload.phenomenon_time,
             "feature": payload.feature,
         }
     return orjson.dumps(payload, default=str).decode()
@@ -132,7 +132,7 @@ class IngestPipeline:
         thing_foi: dict[int, int | None] = {}
         thing_of: dict[int, int] = {}
         for rec, row in good:
-            if rec.feature is not None and rec.foi_id is None:
+            if rec.feature is not None and rec.foi_id is None and geometry_of(rec.feature):
                 row.foi_id = foi_for_feature(conn, rec.feature, self.geo)
                 point = point_of(rec.feature)
                 if point is not None:

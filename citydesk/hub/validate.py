@@ -27,13 +27,17 @@ from citydesk.hub.records import ObservationIn, Rejected, StoredObservation
 PointCheck = Callable[[float, float], bool]
 
 
-def dedup_key(datastream_id: int, phenomenon_time: datetime, result: Any) -> int:
+def dedup_key(datastream_id: int, phenomenon_time: datetime, result: Any, feature: Any = None) -> int:
     """A signed 64-bit key for "the same observation again" (redelivery, re-import).
 
-    Two messages with the same datastream, time and result are one observation: that is what
-    makes an MQTT redelivery after a crash, or a file imported twice, store once.
+    Two messages with the same datastream, time, result and position are one observation: that
+    is what makes an MQTT redelivery after a crash, or a file imported twice, store once. The
+    position counts, because a mobile or shared datastream may report the same value at the same
+    moment from two places.
     """
-    raw = orjson.dumps([datastream_id, phenomenon_time.isoformat(), result], option=orjson.OPT_SORT_KEYS)
+    raw = orjson.dumps(
+        [datastream_id, phenomenon_time.isoformat(), result, feature], option=orjson.OPT_SORT_KEYS
+    )
     return int(struct.unpack(">q", hashlib.blake2b(raw, digest_size=8).digest())[0])
 
 
@@ -73,11 +77,22 @@ def result_columns(result: Any, facts: DatastreamFacts) -> tuple[float | None, A
     return None, result
 
 
-def _position(feature: dict[str, Any]) -> tuple[float, float] | None:
-    geom = feature.get("geometry", feature) if feature.get("type") == "Feature" else feature
+def _position(feature: Any) -> tuple[float, float] | None:
+    """(lon, lat) of a Point geometry or Feature; None for other shapes and for no geometry."""
+    if not isinstance(feature, dict):
+        raise ValueError("the position must be a GeoJSON geometry or Feature object")
+    geom = feature.get("geometry") if feature.get("type") == "Feature" else feature
+    if geom is None:
+        return None
+    if not isinstance(geom, dict):
+        raise ValueError("the Feature's geometry must be a GeoJSON object or null")
     if geom.get("type") == "Point":
-        coords = geom.get("coordinates") or []
-        if len(coords) >= 2 and all(isinstance(c, int | float) for c in coords[:2]):
+        coords = geom.get("coordinates")
+        if (
+            isinstance(coords, list)
+            and len(coords) >= 2
+            and all(isinstance(c, int | float) and not isinstance(c, bool) for c in coords[:2])
+        ):
             return float(coords[0]), float(coords[1])
         raise ValueError("Point coordinates must be [lon, lat] numbers")
     return None
@@ -88,6 +103,16 @@ def _check_time(name: str, t: datetime, limit: datetime) -> None:
         raise ValueError(f"{name} has no time zone")
     if t > limit:
         raise ValueError(f"{name} {t.isoformat()} is in the future (clock error?)")
+
+
+def _well_typed(record: ObservationIn) -> None:
+    """Records come from many parsers; a wrong type must be a refusal, never a crash."""
+    for name in ("phenomenon_time", "phenomenon_time_end", "result_time", "valid_time_start", "valid_time_end"):
+        value = getattr(record, name)
+        if value is not None and not isinstance(value, datetime):
+            raise ValueError(f"{name} must be a date-time, not {type(value).__name__}")
+    if record.parameters is not None and not isinstance(record.parameters, dict):
+        raise ValueError("parameters must be a JSON object")
 
 
 def validate(
@@ -103,6 +128,7 @@ def validate(
     if facts is None:
         return Rejected(record, f"unknown datastream {record.datastream_id}")
     try:
+        _well_typed(record)
         number, json_value = result_columns(record.result, facts)
         limit = now + max_future
         phen = record.phenomenon_time
@@ -139,7 +165,7 @@ def validate(
         foi_id=record.foi_id if record.foi_id is not None else facts.default_foi_id,
         district_code=facts.district_code,
         dedup_key=(
-            dedup_key(facts.id, phen, record.result)
+            dedup_key(facts.id, phen, record.result, record.feature)
             if with_dedup_key and record.phenomenon_time is not None
             else None
         ),

@@ -1,0 +1,124 @@
+"""MQTT end to end: publish to Mosquitto → stored and committed in PostgreSQL, counted.
+
+Two publisher processes (the sensors' side) send QoS 1 SensorThings messages to
+``<prefix>/v1.1/Datastreams(<id>)/Observations`` at a fixed total rate for a fixed time; a
+``citydesk serve`` process runs an ``mqtt`` source subscribed to them (acknowledging after
+commit). Afterwards the database is counted: rows stored, distinct observations (no
+duplicates), and messages lost. Target (issue #2): ≥ 10,000 observations/s sustained for 60 s with
+zero loss and zero duplicates.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import orjson
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import create_datastreams, fresh_postgres, make_app  # noqa: E402
+from server import serving  # noqa: E402
+
+from citydesk.auth import Role, create_user  # noqa: E402
+
+RATE = int(os.environ.get("BENCH_MQTT_RATE", "10000"))
+SECONDS = int(os.environ.get("BENCH_MQTT_SECONDS", "60"))
+PUBLISHERS = 2
+BROKER = ("127.0.0.1", 1883)
+
+
+def publish(worker: int, prefix: str, datastreams: list[int], rate: float, seconds: int, start_at: float) -> None:
+    """One sensor-side process: QoS 1, paced to ``rate`` messages a second."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{prefix}-{worker}")
+    client.max_inflight_messages_set(2000)
+    client.max_queued_messages_set(0)
+    client.connect(*BROKER)
+    client.loop_start()
+    base = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=worker)
+    total = int(rate * seconds)
+    while time.time() < start_at:
+        time.sleep(0.001)
+    t0 = time.perf_counter()
+    infos = []
+    for i in range(total):
+        ds = datastreams[i % len(datastreams)]
+        body = {"phenomenonTime": (base + timedelta(milliseconds=i)).isoformat(), "result": float(i % 500)}
+        infos.append(client.publish(f"{prefix}/v1.1/Datastreams({ds})/Observations", orjson.dumps(body), qos=1))
+        ahead = (i + 1) / rate - (time.perf_counter() - t0)
+        if ahead > 0.002:
+            time.sleep(ahead)
+    for info in infos:
+        info.wait_for_publish(timeout=120)
+    client.loop_stop()
+    client.disconnect()
+
+
+def count(url: str) -> tuple[int, int]:
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT (datastream_id, phenomenon_time)) FROM observations"
+        ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+
+def main() -> None:
+    url = fresh_postgres("citydesk_bench_mqtt")
+    app = make_app(url)
+    ds = create_datastreams(app, 100, 10)
+    create_user(app.engine, "bench", Role.ADMIN, "bench-password", now=datetime.now(UTC))
+    app.engine.dispose()
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    total = RATE * SECONDS
+    print(f"MQTT end to end: {total:,} messages at {RATE:,}/s for {SECONDS} s over {len(ds):,} datastreams")
+    with serving(url, workers=1) as base:
+        source = {
+            "name": "bench mqtt",
+            "kind": "mqtt",
+            "config": {"url": "mqtt://127.0.0.1:1883", "topics": [f"{prefix}/v1.1/+/Observations"], "layout": "sta",
+                       "client_id": f"citydesk-{prefix}"},
+        }
+        r = httpx.post(f"{base}/api/hub/sources", json=source, auth=("bench", "bench-password"), timeout=30)
+        r.raise_for_status()
+        time.sleep(2)  # the runner subscribes
+        start_at = time.time() + 1
+        halves = [ds[0::2], ds[1::2]]
+        procs = [
+            mp.Process(target=publish, args=(w, prefix, halves[w], RATE / PUBLISHERS, SECONDS, start_at))
+            for w in range(PUBLISHERS)
+        ]
+        for p in procs:
+            p.start()
+        stored, distinct = 0, 0
+        last_change, last = time.time(), -1
+        samples = []
+        while True:
+            time.sleep(1)
+            stored, distinct = count(url)
+            samples.append((time.time() - start_at, stored))
+            if stored != last:
+                last_change, last = time.time(), stored
+            if stored >= total or (time.time() - last_change > 20 and all(not p.is_alive() for p in procs)):
+                break
+        for p in procs:
+            p.join()
+        done_at = last_change
+    elapsed = done_at - start_at
+    in_window = max((n for t, n in samples if t <= SECONDS), default=0)
+    print(f"stored {stored:,} rows, {distinct:,} distinct observations in {elapsed:.1f} s from the first publish")
+    print(f"end-to-end rate {distinct / elapsed:,.0f} observations/s; stored during the {SECONDS} s of publishing: "
+          f"{in_window:,} ({in_window / SECONDS:,.0f}/s)")
+    print(f"lost {total - distinct:,}   duplicates {stored - distinct:,}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""citydesk sub-package."""

@@ -1,0 +1,1 @@
+"""Connector kind ``sql_db``: reads new rows from another database with a read-only query."""

@@ -1,0 +1,337 @@
+"""The source runner: polls each enabled poll source on its interval and keeps each stream running.
+
+Each source has its own asyncio task, so a source that hangs or fails never holds up another.
+The contract with connectors is enforced here: every batch a connector yields is stored through
+``app.ingest.ingest(..., dedupe=True)`` in a worker thread, and only then is the generator resumed
+(so code after ``yield`` may acknowledge its sender). A failing source is retried with capped
+exponential backoff; its error is logged once per failure streak and recorded in its status.
+All state lives on the runner instance, which ``attach`` puts in ``app.background``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from sqlalchemy.exc import SQLAlchemyError
+
+from citydesk.errors import BadRequest, NotFound
+from citydesk.hub.connectors.base import ConnectorError, RunContext
+from citydesk.hub.connectors.registry import ConnectorRegistry
+from citydesk.hub.records import Batch, IngestResult, ObservationIn, Rejected
+from citydesk.hub.sources import service
+from citydesk.hub.sources.types import RunOutcome, Source, SourceState
+
+if TYPE_CHECKING:
+    from citydesk.web.app import App
+
+log = logging.getLogger(__name__)
+IMPORT_FOLDER = Path("citydesk-data") / "imports"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Retry delays after failures: ``base * 2**(n-1)`` seconds, never more than ``cap`` or the interval."""
+
+    base: float = 5.0
+    cap: float = 300.0
+
+    def delay(self, failures: int, interval: float) -> float:
+        return min(self.base * 2 ** max(failures - 1, 0), self.cap, interval)
+
+
+def _default_http() -> httpx.AsyncClient:
+    return httpx.AsyncClient(follow_redirects=True, headers={"User-Agent": "citydesk-connector/0.1"})
+
+
+class SourceRunner:
+    """A background service (``start``/``stop``) running every enabled source of the app."""
+
+    name = "source runner"
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        registry: ConnectorRegistry | None = None,
+        http_factory: Callable[[], httpx.AsyncClient] = _default_http,
+        file_roots: Sequence[Path] | None = (IMPORT_FOLDER,),
+        backoff: Backoff = Backoff(),
+        stream_flush_seconds: float = 5.0,
+    ) -> None:
+        self.app = app
+        self.registry = registry or ConnectorRegistry()
+        self.http_factory = http_factory
+        self.file_roots = tuple(file_roots) if file_roots is not None else None
+        self.backoff = backoff
+        self.stream_flush_seconds = stream_flush_seconds
+        self.http: httpx.AsyncClient | None = None
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._started = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.http = self.http_factory()
+        self._started = True
+        for source in await asyncio.to_thread(service.list_sources, self.app.engine):
+            self._launch(source)
+
+    async def stop(self) -> None:
+        self._started = False
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.http is not None:
+            await self.http.aclose()
+            self.http = None
+
+    async def refresh(self, source_id: int) -> None:
+        """Pick up a created, changed, disabled or deleted source (the API calls this after a change)."""
+        task = self._tasks.pop(source_id, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if not self._started:
+            return
+        try:
+            source = await asyncio.to_thread(service.get_source, self.app.engine, source_id)
+        except NotFound:  # deleted: nothing to run
+            return
+        self._launch(source)
+
+    @property
+    def state(self) -> str:
+        return "running" if self._started else "stopped"
+
+    def running(self) -> list[int]:
+        return sorted(i for i, t in self._tasks.items() if not t.done())
+
+    def _launch(self, source: Source) -> None:
+        if not source.enabled:
+            return
+        try:
+            mode = self.registry.manifest(source.kind).mode
+        except Exception:  # an unknown kind is reported by its first run
+            mode = "poll"
+        if mode == "push":
+            return
+        loop = self._stream_loop if mode == "stream" else self._poll_loop
+        self._tasks[source.id] = asyncio.create_task(
+            loop(source.id), name=f"source-{source.id}-{source.name}"
+        )
+
+    # -- contexts ----------------------------------------------------------------------------
+    def context(self, source: Source | None, http: httpx.AsyncClient, *, name: str = "") -> RunContext:
+        """The run context of a source (or of a source being created, for its check)."""
+        return RunContext(
+            source_id=source.id if source else None,
+            source_name=source.name if source else name,
+            http=http,
+            state=dict(source.status.cursor or {}) if source else {},
+            clock=self.app.now,
+            timezone=self.app.settings.timezone,
+            log=logging.getLogger(f"citydesk.hub.connectors.{source.kind if source else 'check'}"),
+            file_roots=self.file_roots,
+        )
+
+    async def client(self) -> tuple[httpx.AsyncClient, bool]:
+        """The shared HTTP client when started, else a fresh one the caller must close (True)."""
+        if self.http is not None:
+            return self.http, False
+        return self.http_factory(), True
+
+    # -- one run -----------------------------------------------------------------------------
+    async def _store(self, batch: Batch, source: Source) -> IngestResult:
+        """Store a batch in one transaction. A batch the pipeline cannot process (a bug, not the
+        database) is stored record by record and the culprits quarantined, so one poisonous message
+        cannot block a stream forever by being redelivered again and again."""
+        try:
+            return await asyncio.to_thread(self._ingest, batch.observations, batch.rejected, source)
+        except SQLAlchemyError:
+            raise  # the database: transient, the whole batch is retried
+        except Exception:  # a record the pipeline chokes on; find it
+            log.exception(
+                "source %s (%s): batch failed; storing its records one by one", source.id, source.name
+            )
+            return await asyncio.to_thread(self._store_each, batch, source)
+
+    def _ingest(self, records: list[ObservationIn], rejected: list[Rejected], source: Source) -> IngestResult:
+        return self.app.ingest.ingest(
+            records, channel=source.kind, source_id=source.id, dedupe=True, rejected=rejected
+        )
+
+    def _store_each(self, batch: Batch, source: Source) -> IngestResult:
+        total = self._ingest([], batch.rejected, source)
+        for record in batch.observations:
+            try:
+                one = self._ingest([record], [], source)
+            except SQLAlchemyError:
+                raise
+            except Exception as exc:  # this record is the poison: keep it for review
+                reason = f"could not be processed ({exc.__class__.__name__}: {exc})"
+                kept = {
+                    k: str(v) if k.endswith("time") else v for k, v in asdict(record).items() if v is not None
+                }
+                one = self._ingest([], [Rejected(kept, reason)], source)
+            total.stored += one.stored
+            total.duplicates += one.duplicates
+            total.rejected += one.rejected
+        return total
+
+    async def _save_cursor(
+        self, source: Source, state: dict[str, Any], saved: dict[str, Any]
+    ) -> dict[str, Any]:
+        if state != saved:
+            await asyncio.to_thread(service.save_cursor, self.app.engine, source.id, dict(state))
+        return dict(state)
+
+    async def run_once(self, source: Source, http: httpx.AsyncClient) -> RunOutcome:
+        """One poll: store every batch, then persist the cursor the connector advanced."""
+        outcome = RunOutcome()
+        ctx = self.context(source, http)
+        saved = dict(ctx.state)
+        gen = None
+        try:
+            connector = self.registry.connector(source.kind)
+            config = self.registry.parse_config(source.kind, source.config)
+            gen = connector.run(config, ctx)
+            async for batch in gen:
+                # The generator has resumed past the previous batch: its cursor is safe to keep.
+                saved = await self._save_cursor(source, ctx.state, saved)
+                outcome.add(await self._store(batch, source))
+        except ConnectorError as exc:
+            outcome.error = exc.message
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in one source must not stop the others
+            log.exception("source %s (%s) failed unexpectedly", source.id, source.name)
+            outcome.error = f"internal error: {exc.__class__.__name__}: {exc}"
+        finally:
+            if gen is not None:
+                await gen.aclose()  # cancelled mid-batch: the connector sees GeneratorExit, acks nothing
+        # Connectors touch ctx.state only after a yield returned, so it describes committed work.
+        await self._save_cursor(source, ctx.state, saved)
+        return outcome
+
+    async def run_now(self, source_id: int) -> RunOutcome:
+        """Run a poll source once, now (``POST /api/hub/sources/{id}/run``), and record it."""
+        source = await asyncio.to_thread(service.get_source, self.app.engine, source_id)
+        mode = self.registry.manifest(source.kind).mode
+        if mode != "poll":
+            raise BadRequest(f"a {mode} source is not run on demand: it runs continuously or takes entries")
+        http, own = await self.client()
+        try:
+            async with self._lock(source_id):
+                outcome = await self.run_once(source, http)
+                await self._record(source, outcome, failures_before=source.status.consecutive_failures)
+        finally:
+            if own:
+                await http.aclose()
+        return outcome
+
+    def _lock(self, source_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(source_id, asyncio.Lock())
+
+    async def _record(
+        self, source: Source, outcome: RunOutcome, *, failures_before: int, state: SourceState | None = None
+    ) -> None:
+        if outcome.error is not None and failures_before == 0:
+            log.warning("source %s (%s) failing: %s", source.id, source.name, outcome.error)
+        elif outcome.error is None and failures_before > 0:
+            log.info("source %s (%s) recovered after %d failure(s)", source.id, source.name, failures_before)
+        record = partial(
+            service.record_run, self.app.engine, source.id, outcome, now=self.app.now(), state=state
+        )
+        await asyncio.to_thread(record)
+
+    # -- loops -------------------------------------------------------------------------------
+    async def _poll_loop(self, source_id: int) -> None:
+        source = await asyncio.to_thread(service.get_source, self.app.engine, source_id)
+        failures = source.status.consecutive_failures
+        interval = float(source.interval_seconds or service.DEFAULT_INTERVAL)
+        if source.status.last_run_at is not None:  # a restart does not poll again before it is due
+            due = interval - (self.app.now() - source.status.last_run_at).total_seconds()
+            await asyncio.sleep(max(0.0, min(due, interval)))
+        while True:
+            source = await asyncio.to_thread(service.get_source, self.app.engine, source_id)
+            assert self.http is not None
+            async with self._lock(source_id):
+                outcome = await self.run_once(source, self.http)
+                await self._record(source, outcome, failures_before=failures)
+            failures = failures + 1 if outcome.error else 0
+            interval = float(source.interval_seconds or service.DEFAULT_INTERVAL)
+            await asyncio.sleep(self.backoff.delay(failures, interval) if failures else interval)
+
+    async def _stream_loop(self, source_id: int) -> None:
+        failures = 0
+        while True:
+            source = await asyncio.to_thread(service.get_source, self.app.engine, source_id)
+            assert self.http is not None
+            outcome, failures = await self._stream(source, self.http, failures)
+            await self._record(source, outcome, failures_before=failures)
+            failures = failures + 1 if outcome.error else 0
+            await asyncio.sleep(self.backoff.delay(max(failures, 1), self.backoff.cap))
+
+    async def _stream(self, source: Source, http: httpx.AsyncClient, failures: int) -> tuple[RunOutcome, int]:
+        """Run a stream until it fails; status is flushed every ``stream_flush_seconds``.
+
+        Returns what was not yet flushed, and the failure streak (ended by the first flush)."""
+        outcome = RunOutcome()
+        ctx = self.context(source, http)
+        loop = asyncio.get_running_loop()
+        flushed = loop.time()
+        gen = None
+        try:
+            connector = self.registry.connector(source.kind)
+            config = self.registry.parse_config(source.kind, source.config)
+            await asyncio.to_thread(service.set_state, self.app.engine, source.id, SourceState.STREAMING)
+            gen = connector.run(config, ctx)
+            async for batch in gen:
+                outcome.add(await self._store(batch, source))
+                if loop.time() - flushed >= self.stream_flush_seconds:
+                    await self._record(source, outcome, failures_before=failures, state=SourceState.STREAMING)
+                    outcome, flushed, failures = RunOutcome(), loop.time(), 0
+            outcome.error = "the stream ended"
+        except ConnectorError as exc:
+            outcome.error = exc.message
+        except asyncio.CancelledError:
+            if outcome.batches:
+                await asyncio.shield(self._record(source, outcome, failures_before=failures))
+            raise
+        except Exception as exc:  # a bug in one source must not stop the others
+            log.exception("stream source %s (%s) failed unexpectedly", source.id, source.name)
+            outcome.error = f"internal error: {exc.__class__.__name__}: {exc}"
+        finally:
+            if gen is not None:
+                await gen.aclose()
+        return outcome, failures
+
+
+def attach(
+    app: App,
+    *,
+    registry: ConnectorRegistry | None = None,
+    http_factory: Callable[[], httpx.AsyncClient] = _default_http,
+    file_roots: Sequence[Path] | None = (IMPORT_FOLDER,),
+) -> SourceRunner:
+    """Create the app's source runner and add it to ``app.background`` (started with the web app)."""
+    runner = SourceRunner(app, registry=registry, http_factory=http_factory, file_roots=file_roots)
+    app.background.append(runner)
+    return runner
+
+
+def runner_of(app: App) -> SourceRunner:
+    """The runner attached to ``app``; else a fresh unstarted one (it can still check and run once)."""
+    for service_ in app.background:
+        if isinstance(service_, SourceRunner):
+            return service_
+    return SourceRunner(app)
