@@ -32,6 +32,7 @@ services:
 
 lint: $(STAMP)
 	$(BIN)/ruff check citydesk tests bench
+	$(BIN)/ruff format --check citydesk tests bench
 	$(BIN)/mypy citydesk
 
 test: $(STAMP) static system-deps services lint

@@ -23,10 +23,10 @@ import orjson
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import create_datastreams, fresh_postgres, make_app  # noqa: E402
-from server import serving  # noqa: E402
+from common import create_datastreams, fresh_postgres, make_app
+from server import serving
 
-from citydesk.auth import Role, create_user  # noqa: E402
+from citydesk.auth import Role, create_user
 
 RATE = int(os.environ.get("BENCH_MQTT_RATE", "10000"))
 SECONDS = int(os.environ.get("BENCH_MQTT_SECONDS", "60"))
@@ -34,7 +34,9 @@ PUBLISHERS = 2
 BROKER = ("127.0.0.1", 1883)
 
 
-def publish(worker: int, prefix: str, datastreams: list[int], rate: float, seconds: int, start_at: float) -> None:
+def publish(
+    worker: int, prefix: str, datastreams: list[int], rate: float, seconds: int, start_at: float
+) -> None:
     """One sensor-side process: QoS 1, paced to ``rate`` messages a second."""
     import paho.mqtt.client as mqtt
 
@@ -52,7 +54,9 @@ def publish(worker: int, prefix: str, datastreams: list[int], rate: float, secon
     for i in range(total):
         ds = datastreams[i % len(datastreams)]
         body = {"phenomenonTime": (base + timedelta(milliseconds=i)).isoformat(), "result": float(i % 500)}
-        infos.append(client.publish(f"{prefix}/v1.1/Datastreams({ds})/Observations", orjson.dumps(body), qos=1))
+        infos.append(
+            client.publish(f"{prefix}/v1.1/Datastreams({ds})/Observations", orjson.dumps(body), qos=1)
+        )
         ahead = (i + 1) / rate - (time.perf_counter() - t0)
         if ahead > 0.002:
             time.sleep(ahead)
@@ -84,8 +88,12 @@ def main() -> None:
         source = {
             "name": "bench mqtt",
             "kind": "mqtt",
-            "config": {"url": "mqtt://127.0.0.1:1883", "topics": [f"{prefix}/v1.1/+/Observations"], "layout": "sta",
-                       "client_id": f"citydesk-{prefix}"},
+            "config": {
+                "url": "mqtt://127.0.0.1:1883",
+                "topics": [f"{prefix}/v1.1/+/Observations"],
+                "layout": "sta",
+                "client_id": f"citydesk-{prefix}",
+            },
         }
         r = httpx.post(f"{base}/api/hub/sources", json=source, auth=("bench", "bench-password"), timeout=30)
         r.raise_for_status()
@@ -114,9 +122,13 @@ def main() -> None:
         done_at = last_change
     elapsed = done_at - start_at
     in_window = max((n for t, n in samples if t <= SECONDS), default=0)
-    print(f"stored {stored:,} rows, {distinct:,} distinct observations in {elapsed:.1f} s from the first publish")
-    print(f"end-to-end rate {distinct / elapsed:,.0f} observations/s; stored during the {SECONDS} s of publishing: "
-          f"{in_window:,} ({in_window / SECONDS:,.0f}/s)")
+    print(
+        f"stored {stored:,} rows, {distinct:,} distinct observations in {elapsed:.1f} s from the first publish"
+    )
+    print(
+        f"end-to-end rate {distinct / elapsed:,.0f} observations/s; stored during the {SECONDS} s of publishing: "
+        f"{in_window:,} ({in_window / SECONDS:,.0f}/s)"
+    )
     print(f"lost {total - distinct:,}   duplicates {stored - distinct:,}")
 
 

@@ -130,6 +130,8 @@ class ObservationStore:
         self.ensure_partitions(wanted)
 
     def ensure_partitions(self, wanted: set[tuple[str, date]]) -> None:
+        if not self.postgres:
+            return
         with self._lock:
             missing = wanted - self._partitions
         if not missing:

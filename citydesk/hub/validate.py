@@ -107,7 +107,13 @@ def _check_time(name: str, t: datetime, limit: datetime) -> None:
 
 def _well_typed(record: ObservationIn) -> None:
     """Records come from many parsers; a wrong type must be a refusal, never a crash."""
-    for name in ("phenomenon_time", "phenomenon_time_end", "result_time", "valid_time_start", "valid_time_end"):
+    for name in (
+        "phenomenon_time",
+        "phenomenon_time_end",
+        "result_time",
+        "valid_time_start",
+        "valid_time_end",
+    ):
         value = getattr(record, name)
         if value is not None and not isinstance(value, datetime):
             raise ValueError(f"{name} must be a date-time, not {type(value).__name__}")

@@ -17,9 +17,9 @@ def attach_services(app: App, *, simulate: bool = False, sensors: int = 4, rate:
 
     attach_sources(app)
     if app.settings.mqtt_url:
-        from citydesk.hub.sta.mqtt import MqttPublisher
+        from citydesk.hub.sta.mqtt import MqttExtension
 
-        app.background.append(MqttPublisher(app))
+        app.background.append(MqttExtension(app))
     if simulate:
         from citydesk.simulator import attach as attach_simulator
 

@@ -1,15 +1,18 @@
-"""The SensorThings MQTT extension, publishing side: subscribers to an entity set get new entities.
+"""The SensorThings MQTT extension: subscribers to an entity set get new entities, and clients
+create Observations by publishing them.
 
 Listens on the bus for committed writes and publishes them (QoS 0, JSON as in the HTTP API) to
 ``v1.1/<EntitySet>`` and, for Observations, ``v1.1/Datastreams(<id>)/Observations`` and
 ``v1.1/FeaturesOfInterest(<id>)/Observations``. Only public entities are published: a broker
 has no per-subscriber view. Each message carries the MQTT 5 user property
 ``citydesk-origin=server`` so the ingest side does not take the server's own echoes as new data.
-The create side (clients publishing Observations) is the ``mqtt`` connector in SensorThings layout.
+The create side is an ordinary ``mqtt`` source in SensorThings layout (QoS 1, acknowledged after
+commit), which this service makes sure exists: ``SensorThings MQTT`` on ``v1.1/+/Observations``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -53,10 +56,46 @@ def observation_message(base: str, o: StoredObservation) -> dict[str, Any]:
     }
 
 
-class MqttPublisher:
-    """Background service: bus events in, MQTT messages out, through a bounded queue."""
+BUILTIN_SOURCE = "SensorThings MQTT"
 
-    name = "mqtt-publisher"
+
+async def ensure_create_source(app: App) -> None:
+    """Create (once) and launch the source that takes Observations published by clients."""
+    from citydesk.hub import sources
+
+    runner = sources.runner_of(app)
+    existing = await asyncio.to_thread(sources.find_source, app.engine, BUILTIN_SOURCE)
+    if existing is None:
+        spec = sources.SourceIn(
+            name=BUILTIN_SOURCE,
+            kind="mqtt",
+            config={
+                "url": app.settings.mqtt_url,
+                "topics": ["v1.1/+/Observations"],
+                "layout": "sta",
+                "client_id": "citydesk-sta-create",
+            },
+            disclosure="public",
+        )
+        http, own = await runner.client()
+        try:
+            existing = await sources.create_source(
+                app.engine,
+                runner.registry,
+                spec,
+                now=app.now(),
+                ctx=runner.context(None, http, name=spec.name),
+            )
+        finally:
+            if own:
+                await http.aclose()
+    await runner.refresh(existing.id)
+
+
+class MqttExtension:
+    """Background service: bus events in, MQTT messages out (bounded queue); the create source."""
+
+    name = "mqtt (SensorThings extension)"
 
     def __init__(self, app: App) -> None:
         self.app = app
@@ -79,7 +118,12 @@ class MqttPublisher:
         self.app.bus.on("sta.created", self._on_created)
         self._thread = threading.Thread(target=self._drain, name="mqtt-publisher", daemon=True)
         self._thread.start()
-        self.state = "running"
+        try:
+            await ensure_create_source(self.app)
+            self.state = "running"
+        except Exception as exc:  # noqa: BLE001 - the broker may be down at start; publishing still runs
+            log.warning("SensorThings MQTT create side not started: %s", exc)
+            self.state = f"publishing only: {exc}"
 
     async def stop(self) -> None:
         self._queue.put(None)
