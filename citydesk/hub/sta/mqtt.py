@@ -24,7 +24,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from citydesk.auth import ANONYMOUS
+from citydesk.auth import ANONYMOUS, Disclosure
 from citydesk.bus import Event
 from citydesk.hub.records import StoredObservation
 from citydesk.hub.sta import service
@@ -75,7 +75,7 @@ async def ensure_create_source(app: App) -> None:
                 "layout": "sta",
                 "client_id": "citydesk-sta-create",
             },
-            disclosure="public",
+            disclosure=Disclosure.PUBLIC,
         )
         http, own = await runner.client()
         try:
@@ -121,7 +121,7 @@ class MqttExtension:
         try:
             await ensure_create_source(self.app)
             self.state = "running"
-        except Exception as exc:  # noqa: BLE001 - the broker may be down at start; publishing still runs
+        except Exception as exc:
             log.warning("SensorThings MQTT create side not started: %s", exc)
             self.state = f"publishing only: {exc}"
 
