@@ -12,16 +12,14 @@ from __future__ import annotations
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import orjson
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import create_datastreams, data_array_bodies, fresh_postgres, make_app
+from common import create_datastreams, data_array_bodies, fresh_postgres, make_app, post_all
 from server import serving
 
 TOTAL = int(os.environ.get("BENCH_OBSERVATIONS", "300000"))
@@ -86,33 +84,10 @@ def main() -> None:
     n = len(payloads) * BATCH
     print(f"PostgreSQL bulk ingest: {n:,} observations over {len(ds):,} datastreams, batches of {BATCH:,}")
     with serving(url, workers=2) as base:
-        auth = httpx.BasicAuth(USER, PASSWORD)
-        with httpx.Client(base_url=base, auth=auth, timeout=60) as warm:
-            warm.post(
-                "/sta/v1.1/CreateObservations",
-                content=payloads[0],
-                headers={"content-type": "application/json"},
-            )
-        errors = 0
-
-        def send(chunk: list[bytes]) -> int:
-            bad = 0
-            with httpx.Client(base_url=base, auth=auth, timeout=60) as client:
-                for body in chunk:
-                    r = client.post(
-                        "/sta/v1.1/CreateObservations",
-                        content=body,
-                        headers={"content-type": "application/json"},
-                    )
-                    bad += r.status_code != 201 or b'"error"' in r.content
-            return bad
-
+        auth = (USER, PASSWORD)
+        post_all(base, auth, payloads[:1], 1)  # warm up both workers' connections and caches
         rest = payloads[1:]
-        chunks = [rest[i::CLIENTS] for i in range(CLIENTS)]
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            errors = sum(pool.map(send, chunks))
-        api_s = time.perf_counter() - t0
+        api_s, errors = post_all(base, auth, rest, CLIENTS)
     api_rate = (len(rest) * BATCH) / api_s
     stored = (
         psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))

@@ -189,7 +189,7 @@ def main() -> None:
         while not stop.wait(1.0):
             app.latest.refresh()
 
-    app.latest._task = True  # type: ignore[assignment]  # reads must not poll inline: the thread does
+    app.latest._task = True  # type: ignore[assignment]  # reads must not poll inline: the thread does (as the server's task)
     thread = threading.Thread(target=poller, daemon=True)
     thread.start()
     for who, label in ((ANONYMOUS, "anonymous (public only)"), (staff, "official (all levels)")):

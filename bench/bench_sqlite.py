@@ -11,15 +11,11 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).parent))
-from common import create_datastreams, data_array_bodies, make_app, rows, timed
+from common import create_datastreams, data_array_bodies, make_app, post_all, rows, timed
 from server import serving
 
 from citydesk.auth import Role, create_user
@@ -45,24 +41,7 @@ def main() -> None:
     app.engine.dispose()
     payloads = data_array_bodies(ds, datetime.now(UTC) - timedelta(days=3), TOTAL, BATCH, 10)
     with serving(url, workers=1) as base:
-        auth = httpx.BasicAuth("bench", "bench-password")
-
-        def send(chunk: list[bytes]) -> int:
-            bad = 0
-            with httpx.Client(base_url=base, auth=auth, timeout=60) as client:
-                for body in chunk:
-                    r = client.post(
-                        "/sta/v1.1/CreateObservations",
-                        content=body,
-                        headers={"content-type": "application/json"},
-                    )
-                    bad += r.status_code != 201 or b'"error"' in r.content
-            return bad
-
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(2) as pool:
-            failed = sum(pool.map(send, [payloads[0::2], payloads[1::2]]))
-        dt = time.perf_counter() - t0
+        dt, failed = post_all(base, ("bench", "bench-password"), payloads, 2)
     n = len(payloads) * BATCH
     print(
         f"{'API CreateObservations (1 worker, 2 clients)':<58} {n:>10,} observations in {dt:7.2f} s = "

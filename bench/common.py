@@ -10,10 +10,12 @@ import os
 import random
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import orjson
 from sqlalchemy import Engine, text
 
@@ -122,6 +124,25 @@ def data_array_bodies(ds: list[int], start: datetime, total: int, batch: int, st
             )
         out.append(orjson.dumps(groups))
     return out
+
+
+def post_all(base: str, auth: tuple[str, str], payloads: list[bytes], clients: int) -> tuple[float, int]:
+    """POST every body to CreateObservations from ``clients`` threads; (seconds, failed requests)."""
+
+    def send(chunk: list[bytes]) -> int:
+        bad = 0
+        with httpx.Client(base_url=base, auth=auth, timeout=60) as client:
+            for body in chunk:
+                r = client.post(
+                    "/sta/v1.1/CreateObservations", content=body, headers={"content-type": "application/json"}
+                )
+                bad += r.status_code != 201 or b'"error"' in r.content
+        return bad
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        failed = sum(pool.map(send, [payloads[i::clients] for i in range(clients)]))
+    return time.perf_counter() - t0, failed
 
 
 @contextmanager

@@ -178,3 +178,51 @@ def module_staff(module_app: App) -> tuple[str, str]:
 
     create_user(module_app.engine, "kim.official", Role.OFFICIAL, STAFF_PASSWORD, now=datetime.now(UTC))
     return ("kim.official", STAFF_PASSWORD)
+
+
+def create_sensor(
+    app: App,
+    name: str,
+    *,
+    disclosure: str = "public",
+    family: str | None = None,
+    observed_property: str = "PM10",
+    lon_lat: tuple[float, float] = (127.0473, 37.5172),
+) -> int:
+    """A Thing with a Location and one Measurement Datastream, through the SensorThings service;
+    returns the Datastream's id."""
+    from citydesk.auth import Principal, Role
+    from citydesk.hub.catalog import MEASUREMENT
+    from citydesk.hub.models import datastreams
+    from citydesk.hub.sta import service
+
+    props: dict[str, str] = {"disclosure": disclosure}
+    if family:
+        props["family"] = family
+    _, thing = service.post(
+        app,
+        Principal.for_user(None, "fixture", Role.ADMIN),
+        "Things",
+        {
+            "name": name,
+            "Locations": [
+                {
+                    "name": name,
+                    "encodingType": "application/geo+json",
+                    "location": {"type": "Point", "coordinates": list(lon_lat)},
+                }
+            ],
+            "Datastreams": [
+                {
+                    "name": f"{name} {observed_property}",
+                    "unitOfMeasurement": {"name": "unit", "symbol": "u", "definition": "-"},
+                    "observationType": MEASUREMENT,
+                    "properties": props,
+                    "Sensor": {"name": "sensor", "encodingType": "text/plain", "metadata": "-"},
+                    "ObservedProperty": {"name": observed_property, "definition": f"urn:{observed_property}"},
+                }
+            ],
+        },
+    )
+    with app.engine.connect() as conn:
+        return int(conn.execute(datastreams.select().where(datastreams.c.thing_id == thing)).one().id)

@@ -9,43 +9,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from citydesk.auth import ANONYMOUS, Principal, Role
-from citydesk.hub.catalog import MEASUREMENT
 from citydesk.hub.models import datastreams
 from citydesk.hub.records import ObservationIn, StoredObservation
-from citydesk.hub.sta import service
 from citydesk.web.app import App
+from tests.conftest import create_sensor
 
 ADMIN = Principal.for_user(None, "t", Role.ADMIN)
-
-
-def _sensor(app: App, name: str, disclosure: str = "public") -> int:
-    _, thing = service.post(
-        app,
-        ADMIN,
-        "Things",
-        {
-            "name": name,
-            "Locations": [
-                {
-                    "name": "p",
-                    "encodingType": "application/geo+json",
-                    "location": {"type": "Point", "coordinates": [127.0473, 37.5172]},
-                }
-            ],
-            "Datastreams": [
-                {
-                    "name": f"{name} PM10",
-                    "unitOfMeasurement": {"name": "ug/m3", "symbol": "ug/m3", "definition": "-"},
-                    "observationType": MEASUREMENT,
-                    "properties": {"disclosure": disclosure},
-                    "Sensor": {"name": "s", "encodingType": "text/plain", "metadata": "-"},
-                    "ObservedProperty": {"name": "PM10", "definition": "urn:pm10"},
-                }
-            ],
-        },
-    )
-    with app.engine.connect() as conn:
-        return int(conn.execute(datastreams.select().where(datastreams.c.thing_id == thing)).one().id)
 
 
 def _values(app: App, who: Principal = ANONYMOUS, **kw: str) -> dict[int, object]:
@@ -54,7 +23,7 @@ def _values(app: App, who: Principal = ANONYMOUS, **kw: str) -> dict[int, object
 
 
 def test_own_writes_show_at_once_and_other_writers_after_a_poll(app: App) -> None:
-    ds = _sensor(app, "A")
+    ds = create_sensor(app, "A")
     now = datetime.now(UTC)
     app.ingest.ingest([ObservationIn(ds, 41.0, phenomenon_time=now - timedelta(minutes=2))], channel="t")
     assert _values(app) == {ds: 41.0}
@@ -72,7 +41,7 @@ def test_own_writes_show_at_once_and_other_writers_after_a_poll(app: App) -> Non
 
 
 def test_visibility_is_checked_on_every_read(app: App) -> None:
-    public, internal = _sensor(app, "P"), _sensor(app, "I", "internal")
+    public, internal = create_sensor(app, "P"), create_sensor(app, "I", disclosure="internal")
     now = datetime.now(UTC)
     app.ingest.ingest(
         [ObservationIn(public, 1.0, phenomenon_time=now), ObservationIn(internal, 2.0, phenomenon_time=now)],
@@ -89,7 +58,7 @@ def test_visibility_is_checked_on_every_read(app: App) -> None:
 
 
 def test_latest_route(app: App, client: TestClient) -> None:
-    ds = _sensor(app, "R")
+    ds = create_sensor(app, "R")
     app.ingest.ingest([ObservationIn(ds, 33.0, phenomenon_time=datetime.now(UTC))], channel="t")
     body = client.get("/api/hub/latest").json()
     assert body["value"][0]["datastream"] == ds

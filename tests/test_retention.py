@@ -9,44 +9,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
 from citydesk.auth import Principal, Role
-from citydesk.hub.catalog import MEASUREMENT
 from citydesk.hub.models import observations, rollup_daily, rollup_hourly
 from citydesk.hub.records import ObservationIn
 from citydesk.hub.retention import apply_retention, set_policy
-from citydesk.hub.sta import service
 from citydesk.web.app import App
+from tests.conftest import create_sensor
 
 ADMIN = Principal.for_user(None, "t", Role.ADMIN)
-
-
-def _datastream(app: App, family: str) -> int:
-    service.post(
-        app,
-        ADMIN,
-        "Things",
-        {
-            "name": family,
-            "Locations": [
-                {
-                    "name": "p",
-                    "encodingType": "application/geo+json",
-                    "location": {"type": "Point", "coordinates": [126.9784, 37.5667]},
-                }
-            ],
-            "Datastreams": [
-                {
-                    "name": f"{family} PM10",
-                    "unitOfMeasurement": {"name": "ug/m3", "symbol": "ug/m3", "definition": "-"},
-                    "observationType": MEASUREMENT,
-                    "properties": {"family": family},
-                    "Sensor": {"name": "s", "encodingType": "text/plain", "metadata": "-"},
-                    "ObservedProperty": {"name": f"PM10-{family}", "definition": "urn:pm10"},
-                }
-            ],
-        },
-    )
-    with app.engine.connect() as conn:
-        return int(conn.execute(text("SELECT max(id) FROM datastreams")).scalar_one())
 
 
 def _partitions(app: App) -> set[str]:
@@ -61,7 +30,10 @@ def _partitions(app: App) -> set[str]:
 
 def test_retention_drops_old_raw_data_and_keeps_rollups(app: App, client: TestClient) -> None:
     now = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
-    sdot, other = _datastream(app, "sdot"), _datastream(app, "traffic")
+    sdot = create_sensor(
+        app, "sdot", family="sdot", observed_property="PM10-sdot", lon_lat=(126.9784, 37.5667)
+    )
+    other = create_sensor(app, "traffic", family="traffic", observed_property="PM10-traffic")
     set_policy(app.engine, "sdot", raw_days=2, hourly_days=30, daily_days=None)
     days_ago = [5, 4, 1, 0]
     records = [

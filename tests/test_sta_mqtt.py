@@ -18,13 +18,12 @@ from sqlalchemy import func, select
 
 from citydesk.auth import Principal, Role
 from citydesk.config import Settings
-from citydesk.hub.catalog import MEASUREMENT
-from citydesk.hub.models import datastreams, observations
+from citydesk.hub.models import observations
 from citydesk.hub.sta import service
 from citydesk.hub.sta.mqtt import ORIGIN
 from citydesk.web.app import App, build_app, create_asgi
 from citydesk.web.assemble import attach_services
-from tests.conftest import migrated_engine, port_open
+from tests.conftest import create_sensor, migrated_engine, port_open
 
 pytestmark = pytest.mark.mqtt
 ADMIN = Principal.for_user(None, "t", Role.ADMIN)
@@ -41,36 +40,6 @@ def mqtt_app(db_url: str) -> Iterator[App]:
     with TestClient(create_asgi(app)):  # runs the lifespan: starts and stops the services
         yield app
     engine.dispose()
-
-
-def _datastream(app: App, name: str, disclosure: str) -> int:
-    service.post(
-        app,
-        ADMIN,
-        "Things",
-        {
-            "name": name,
-            "Locations": [
-                {
-                    "name": "p",
-                    "encodingType": "application/geo+json",
-                    "location": {"type": "Point", "coordinates": [127.0, 37.55]},
-                }
-            ],
-            "Datastreams": [
-                {
-                    "name": name,
-                    "unitOfMeasurement": {"name": "dB", "symbol": "dB", "definition": "-"},
-                    "observationType": MEASUREMENT,
-                    "properties": {"disclosure": disclosure},
-                    "Sensor": {"name": "s", "encodingType": "text/plain", "metadata": "-"},
-                    "ObservedProperty": {"name": "Noise", "definition": "urn:noise"},
-                }
-            ],
-        },
-    )
-    with app.engine.connect() as conn:
-        return int(conn.execute(select(func.max(datastreams.c.id))).scalar_one())
 
 
 def _subscriber(topics: list[str]) -> tuple[mqtt.Client, queue.Queue[tuple[str, dict[str, object]]]]:
@@ -103,9 +72,9 @@ def _count(app: App, ds: int) -> int:
 
 
 def test_publish_creates_and_subscribers_receive_public_entities(mqtt_app: App) -> None:
-    public, internal = (
-        _datastream(mqtt_app, "public noise", "public"),
-        _datastream(mqtt_app, "internal noise", "internal"),
+    public = create_sensor(mqtt_app, "public noise", observed_property="Noise", lon_lat=(127.0, 37.55))
+    internal = create_sensor(
+        mqtt_app, "internal noise", disclosure="internal", observed_property="Noise", lon_lat=(127.0, 37.55)
     )
     sub, inbox = _subscriber(
         [

@@ -17,7 +17,6 @@ worker's answers at once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -32,6 +31,7 @@ from citydesk.hub.models import datastream_latest, datastreams, observed_propert
 from citydesk.hub.records import StoredObservation
 from citydesk.hub.sta.access import ALL_LEVELS
 from citydesk.hub.sta.serialize import iso
+from citydesk.periodic import Periodic
 
 if TYPE_CHECKING:
     from citydesk.web.app import App
@@ -40,10 +40,11 @@ log = logging.getLogger(__name__)
 Entry = dict[str, Any]
 
 
-class LatestSnapshot:
+class LatestSnapshot(Periodic):
     """The in-memory latest values of one worker, and the background poller that keeps it fresh."""
 
     name = "latest-values"
+    failed_state = "stale"
 
     def __init__(
         self,
@@ -53,11 +54,11 @@ class LatestSnapshot:
         overlap: timedelta = timedelta(seconds=5),
         rebuild_every: timedelta = timedelta(minutes=5),
     ) -> None:
+        super().__init__(poll_seconds)
         self.app = app
         self.poll_seconds = poll_seconds
         self.overlap = overlap
         self.rebuild_every = rebuild_every
-        self.state = "stopped"
         self._entries: dict[int, Entry] = {}
         self._times: dict[int, datetime] = {}
         self._meta: dict[int, tuple[str | None, str]] = {}
@@ -65,7 +66,6 @@ class LatestSnapshot:
         self._polled_at = 0.0
         self._rebuilt_at = 0.0
         self._since: datetime | None = None
-        self._task: asyncio.Task[None] | None = None
         app.bus.on("observations.stored", self._on_stored)
         app.bus.on("sta.*", self._on_sta_change)
 
@@ -150,7 +150,7 @@ class LatestSnapshot:
         self, conn: Connection, levels: Collection[str], *, observed_property: str | None = None
     ) -> list[Entry]:
         """Latest values of the datastreams ``levels`` may see, optionally of one observed property."""
-        if self._task is None:
+        if not self.running:
             self._fresh()  # no background poller (tests, CLI): poll on demand
         hidden: set[int] = set()
         if not set(levels) >= ALL_LEVELS:
@@ -171,24 +171,8 @@ class LatestSnapshot:
             ]
 
     # -- background service ------------------------------------------------------------------
-    async def start(self) -> None:
-        await asyncio.to_thread(self.refresh, full=True)
-        self._task = asyncio.create_task(self._loop())
-        self.state = "running"
+    def first(self) -> None:
+        self.refresh(full=True)
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        self.state = "stopped"
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.poll_seconds)
-            try:
-                await asyncio.to_thread(self.refresh)
-                self.state = "running"
-            except Exception as exc:
-                log.exception("latest values poll failed")
-                self.state = f"stale: {exc}"
+    def step(self) -> None:
+        self.refresh()

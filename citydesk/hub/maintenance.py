@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from citydesk.hub.models import datastreams
 from citydesk.hub.retention import apply_retention
+from citydesk.periodic import Periodic
 
 if TYPE_CHECKING:
     from citydesk.web.app import App
@@ -18,27 +18,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Maintenance:
+class Maintenance(Periodic):
     name = "maintenance"
 
     def __init__(self, app: App, *, every: timedelta = timedelta(hours=1)) -> None:
+        super().__init__(every.total_seconds())
         self.app = app
-        self.every = every
-        self.state = "stopped"
-        self._task: asyncio.Task[None] | None = None
-        self._last_retention_day: object = None
+        self._last_retention_day: date | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop())
-        self.state = "running"
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        self.state = "stopped"
-
-    def run_once(self) -> None:
+    def step(self) -> None:
         """Create today's and tomorrow's partitions for every family; apply retention daily."""
         now = self.app.now()
         with self.app.engine.connect() as conn:
@@ -50,13 +38,3 @@ class Maintenance:
                 log.info("retention: %s", line)
             self.app.store.forget_partitions()
             self._last_retention_day = now.date()
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await asyncio.to_thread(self.run_once)
-                self.state = "running"
-            except Exception as exc:
-                log.exception("maintenance failed")
-                self.state = f"failed: {exc}"
-            await asyncio.sleep(self.every.total_seconds())

@@ -19,7 +19,7 @@ from citydesk.hub.models import datastreams, observed_properties, rollup_daily, 
 from citydesk.hub.sta.access import visible
 from citydesk.hub.sta.entities import MAX_ID, SETS
 from citydesk.hub.sta.serialize import iso
-from citydesk.hub.sta.timeparse import parse_instant
+from citydesk.hub.times import parse_instant
 
 if TYPE_CHECKING:
     from citydesk.web.app import App

@@ -21,8 +21,8 @@ from citydesk.hub.sta import jsonpatch, read, write, write_obs
 from citydesk.hub.sta.entities import SETS, EntitySet, inverse
 from citydesk.hub.sta.paths import ResourcePath, parse_path
 from citydesk.hub.sta.query import Query, parse_query
-from citydesk.hub.sta.timeparse import parse_interval
 from citydesk.hub.store import RollupRepair
+from citydesk.hub.times import parse_interval
 
 if TYPE_CHECKING:
     from citydesk.web.app import App

@@ -30,8 +30,8 @@ from citydesk.hub.models import (
 from citydesk.hub.sta.access import visible
 from citydesk.hub.sta.entities import MAX_ID, SETS, EntitySet, FieldSpec, Relation, inverse
 from citydesk.hub.sta.geometry import check_geometry
-from citydesk.hub.sta.timeparse import parse_instant, parse_interval
 from citydesk.hub.store import FAMILY_RE
+from citydesk.hub.times import parse_instant, parse_interval
 
 OBSERVATION_TYPES = {
     MEASUREMENT,

@@ -20,8 +20,8 @@ from citydesk.hub.catalog import DatastreamFacts
 from citydesk.hub.models import datastreams, observations, thing_locations
 from citydesk.hub.records import ObservationIn, Rejected
 from citydesk.hub.sta.entities import SETS
-from citydesk.hub.sta.timeparse import parse_instant, parse_interval
 from citydesk.hub.sta.write import WriteContext, as_object, check_exists, create, link_id, set_one
+from citydesk.hub.times import parse_instant, parse_interval
 from citydesk.hub.validate import result_columns, validate
 
 PATCHABLE = ("phenomenonTime", "resultTime", "result", "resultQuality", "validTime", "parameters")

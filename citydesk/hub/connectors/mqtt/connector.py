@@ -20,7 +20,6 @@ import re
 from collections import deque
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import uuid4
@@ -34,6 +33,7 @@ from citydesk.hub.connectors.base import Connector, ConnectorError, RunContext
 from citydesk.hub.connectors.mapping import Mapping, rows_to_batch
 from citydesk.hub.connectors.mqtt.config import MqttConfig
 from citydesk.hub.records import Batch, ObservationIn, Rejected
+from citydesk.hub.times import parse_instant, parse_interval
 
 STA_TOPIC = re.compile(r"(?:^|/)Datastreams\((\d+)\)/Observations$")
 CONNECT_TIMEOUT = 10.0
@@ -58,36 +58,17 @@ class _Lost:
     reason: str
 
 
-def _time(value: Any, name: str) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError(f"{name} {value!r} is not an ISO 8601 time")
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(f"{name} {value!r} is not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        raise ValueError(f"{name} {value!r} has no time zone")
-    return moment
-
-
-def _interval(value: Any, name: str) -> tuple[datetime, datetime | None]:
-    if isinstance(value, str) and "/" in value:
-        start, end = value.split("/", 1)
-        return _time(start, name), _time(end, name)
-    return _time(value, name), None
-
-
 def sta_observation(datastream_id: int, doc: Any) -> ObservationIn:
     """A SensorThings Observation (JSON) as ``ObservationIn``; ``ValueError`` says what is wrong."""
     if not isinstance(doc, dict) or "result" not in doc:
         raise ValueError("a SensorThings Observation is an object with a result")
     obs = ObservationIn(datastream_id=datastream_id, result=doc["result"])
     if doc.get("phenomenonTime") is not None:
-        obs.phenomenon_time, obs.phenomenon_time_end = _interval(doc["phenomenonTime"], "phenomenonTime")
+        obs.phenomenon_time, obs.phenomenon_time_end = parse_interval(doc["phenomenonTime"], "phenomenonTime")
     if doc.get("resultTime") is not None:
-        obs.result_time = _time(doc["resultTime"], "resultTime")
+        obs.result_time = parse_instant(doc["resultTime"], "resultTime")
     if doc.get("validTime") is not None:
-        obs.valid_time_start, obs.valid_time_end = _interval(doc["validTime"], "validTime")
+        obs.valid_time_start, obs.valid_time_end = parse_interval(doc["validTime"], "validTime")
     if doc.get("parameters") is not None:
         if not isinstance(doc["parameters"], dict):
             raise ValueError("parameters must be an object")

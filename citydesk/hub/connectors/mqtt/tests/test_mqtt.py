@@ -162,7 +162,7 @@ async def test_sensorthings_messages_are_stored_and_malformed_ones_quarantined(a
     reasons = sorted(r for _, r in quarantined(app.engine))
     assert reasons == [
         "not JSON: Expecting value",
-        "phenomenonTime '2019-12-31T00:00' has no time zone",
+        "phenomenonTime: '2019-12-31T00:00' has no time zone (add Z or an offset like +09:00)",
         "the FeatureOfInterest's feature has no geometry",
         "topic is not .../Datastreams(<id>)/Observations",
         "unknown datastream 999999",

@@ -1,4 +1,4 @@
-"""ISO 8601 instants and intervals as SensorThings clients send them."""
+"""ISO 8601 instants and intervals, as SensorThings clients and connectors send them."""
 
 from __future__ import annotations
 
@@ -8,17 +8,22 @@ from typing import Any
 from citydesk.errors import ValidationFailed
 
 
+class BadTime(ValidationFailed, ValueError):
+    """A time that is not an ISO 8601 date-time with a zone: a 400 on the API, a ``ValueError``
+    (hence a quarantined record) in a connector."""
+
+
 def parse_instant(value: Any, name: str) -> datetime:
     """An ISO 8601 date-time with a zone offset (``Z`` or ``+09:00``); naive times are refused."""
     if not isinstance(value, str):
-        raise ValidationFailed(f"{name} must be an ISO 8601 string")
+        raise BadTime(f"{name} must be an ISO 8601 string")
     text = value.strip()
     try:
         t = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise ValidationFailed(f"{name}: {value!r} is not an ISO 8601 date-time") from None
+        raise BadTime(f"{name}: {value!r} is not an ISO 8601 date-time") from None
     if t.tzinfo is None:
-        raise ValidationFailed(f"{name}: {value!r} has no time zone (add Z or an offset like +09:00)")
+        raise BadTime(f"{name}: {value!r} has no time zone (add Z or an offset like +09:00)")
     return t
 
 
@@ -28,6 +33,6 @@ def parse_interval(value: Any, name: str) -> tuple[datetime, datetime | None]:
         start_text, _, end_text = value.partition("/")
         start, end = parse_instant(start_text, name), parse_instant(end_text, name)
         if end < start:
-            raise ValidationFailed(f"{name}: the interval ends before it starts")
+            raise BadTime(f"{name}: the interval ends before it starts")
         return start, end
     return parse_instant(value, name), None
