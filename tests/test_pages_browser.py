@@ -10,8 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from citydesk.hub.models import observations
 from citydesk.web.app import App
+from tests.conftest import create_sensor
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -64,3 +67,37 @@ def test_sign_in_and_out(app: App, live_server: str, page: object, staff: tuple[
     page.wait_for_url(live_server + "/")  # type: ignore[attr-defined]
     assert "kim.official" in page.inner_text("header")  # type: ignore[attr-defined]
     page.screenshot(path=str(ARTIFACTS / "landing-staff.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def _sign_in(page: object, base: str, staff: tuple[str, str], then: str) -> None:
+    page.goto(f"{base}/login?next={then}")  # type: ignore[attr-defined]
+    page.fill("input[name=name]", staff[0])  # type: ignore[attr-defined]
+    page.fill("input[name=password]", staff[1])  # type: ignore[attr-defined]
+    page.click("button[type=submit]")  # type: ignore[attr-defined]
+    page.wait_for_url(base + then)  # type: ignore[attr-defined]
+
+
+def test_manual_entry_and_sources_pages(
+    app: App, live_server: str, page: object, staff: tuple[str, str]
+) -> None:
+    ds = create_sensor(app, "Gangnam noise", observed_property="Noise")
+    page.goto(live_server + "/hub/manual")  # type: ignore[attr-defined]
+    assert "/login" in page.url  # type: ignore[attr-defined]  # staff only: sent to sign in
+    _sign_in(page, live_server, staff, "/hub/manual")
+    page.select_option("select[name=datastream_id]", str(ds))  # type: ignore[attr-defined]
+    page.fill("input[name=value]", "not a number")  # type: ignore[attr-defined]
+    page.click("button[type=submit]")  # type: ignore[attr-defined]
+    assert "number" in page.inner_text("[role=alert]")  # type: ignore[attr-defined]
+    page.screenshot(path=str(ARTIFACTS / "manual-error.png"), full_page=True)  # type: ignore[attr-defined]
+    page.fill("input[name=value]", "63.5")  # type: ignore[attr-defined]
+    page.click("button[type=submit]")  # type: ignore[attr-defined]
+    assert "Stored" in page.inner_text("[role=status]")  # type: ignore[attr-defined]
+    page.screenshot(path=str(ARTIFACTS / "manual-stored.png"), full_page=True)  # type: ignore[attr-defined]
+    with app.engine.connect() as conn:
+        rows = conn.execute(
+            select(observations.c.result_number).where(observations.c.datastream_id == ds)
+        ).all()
+    assert [r[0] for r in rows] == [63.5]
+    page.goto(live_server + "/hub/sources")  # type: ignore[attr-defined]
+    assert page.locator("h1").count() == 1  # type: ignore[attr-defined]
+    page.screenshot(path=str(ARTIFACTS / "sources.png"), full_page=True)  # type: ignore[attr-defined]
