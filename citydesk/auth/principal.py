@@ -34,8 +34,11 @@ class Principal:
     department: str | None = field(default=None, compare=False)
 
     @classmethod
-    def for_user(cls, user_id: int, name: str, role: Role | str, department: str | None = None) -> Principal:
-        """The principal of a signed-in user; levels come from ``ROLE_LEVELS``, never from input."""
+    def for_user(
+        cls, user_id: int | None, name: str, role: Role | str, department: str | None = None
+    ) -> Principal:
+        """The principal of a signed-in user (``user_id`` None: the system itself, e.g. the
+        simulator or a seeding job); levels come from ``ROLE_LEVELS``, never from input."""
         role = Role(role)
         return cls(user_id=user_id, name=name, role=role, levels=ROLE_LEVELS[role], department=department)
 

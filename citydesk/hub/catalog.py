@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 
 from citydesk.hub.models import datastreams, features_of_interest, thing_locations
 
@@ -51,6 +51,14 @@ class DatastreamCatalog:
                 self._facts.update(loaded)
             found.update(loaded)
         return found
+
+    def lookup(self, engine: Engine, ids: set[int]) -> dict[int, DatastreamFacts]:
+        """``get_many`` that opens a connection only when something is not cached yet."""
+        with self._lock:
+            if ids <= self._facts.keys():
+                return {i: self._facts[i] for i in ids}
+        with engine.connect().execution_options(read_only=True) as conn:
+            return self.get_many(conn, ids)
 
     def forget(self, datastream_id: int | None = None) -> None:
         """Drop one datastream (or all) so the next lookup reads the database again."""

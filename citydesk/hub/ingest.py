@@ -85,8 +85,7 @@ class IngestPipeline:
         """Store what is valid, quarantine what is not (unless the caller reports it itself)."""
         now = self.clock()
         result = IngestResult(rejected=list(rejected))
-        with self.engine.connect().execution_options(read_only=True) as conn:
-            facts = self.catalog.get_many(conn, {r.datastream_id for r in records})
+        facts = self.catalog.lookup(self.engine, {r.datastream_id for r in records})
         good: list[tuple[ObservationIn, StoredObservation]] = []
         for rec in records:
             checked = validate(

@@ -84,9 +84,13 @@ class LatestSnapshot(Periodic):
         }
 
     def _on_stored(self, event: Event) -> None:
-        rows: list[StoredObservation] = event.data["observations"]
+        newest: dict[int, StoredObservation] = {}
+        for r in event.data["observations"]:
+            known = newest.get(r.datastream_id)
+            if known is None or r.phenomenon_time >= known.phenomenon_time:
+                newest[r.datastream_id] = r
         with self._lock:
-            for r in rows:
+            for r in newest.values():
                 self._apply(r.datastream_id, r.phenomenon_time, r.result_number, r.result_json)
 
     def _on_sta_change(self, event: Event) -> None:

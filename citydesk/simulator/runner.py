@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import shapely
 from sqlalchemy import func, select
 
-from citydesk.auth import ROLE_LEVELS, Principal, Role
+from citydesk.auth import Principal, Role
 from citydesk.geo import read_districts
 from citydesk.hub.models import datastream_latest
 from citydesk.hub.records import ObservationIn
@@ -83,7 +83,7 @@ class SimStats:
 
 def system_principal() -> Principal:
     """The simulator acts as an administrator with no user row (it is the platform itself)."""
-    return Principal(user_id=None, name="simulator", role=Role.ADMIN, levels=ROLE_LEVELS[Role.ADMIN])
+    return Principal.for_user(None, "simulator", Role.ADMIN)
 
 
 def _us(t: datetime) -> int:
