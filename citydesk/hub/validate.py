@@ -107,16 +107,15 @@ def _check_time(name: str, t: datetime, limit: datetime) -> None:
 
 def _well_typed(record: ObservationIn) -> None:
     """Records come from many parsers; a wrong type must be a refusal, never a crash."""
-    for name in (
-        "phenomenon_time",
-        "phenomenon_time_end",
-        "result_time",
-        "valid_time_start",
-        "valid_time_end",
+    for value in (
+        record.phenomenon_time,
+        record.phenomenon_time_end,
+        record.result_time,
+        record.valid_time_start,
+        record.valid_time_end,
     ):
-        value = getattr(record, name)
         if value is not None and not isinstance(value, datetime):
-            raise ValueError(f"{name} must be a date-time, not {type(value).__name__}")
+            raise ValueError(f"a time is {type(value).__name__} {value!r}, not a date-time")
     if record.parameters is not None and not isinstance(record.parameters, dict):
         raise ValueError("parameters must be a JSON object")
 

@@ -211,8 +211,11 @@ def data_array(ctx: WriteContext, body: Any) -> list[ObservationIn | str]:
         if ds_id not in known:  # an unknown Datastream fails its own rows, not the others
             slots.extend("error" for _ in rows)
             continue
+        at = {name: i for i, name in enumerate(components)}
+        if len(at) != len(components):
+            raise ValidationFailed("CreateObservations components must not repeat")
         for row in rows:
-            slot = _row(ds_id, components, row)
+            slot = _row(ds_id, at, row)
             if isinstance(slot, ObservationIn) and slot.foi_id is not None:
                 if slot.foi_id not in fois:
                     fois[slot.foi_id] = (
@@ -247,29 +250,36 @@ def _visible_datastreams(ctx: WriteContext, body: list[Any]) -> set[int]:
     return {r[0] for r in rows}
 
 
-def _row(ds_id: int, components: list[Any], row: Any) -> ObservationIn | str:
-    if not isinstance(row, list) or len(row) != len(components):
+def _row(ds_id: int, at: dict[str, int], row: Any) -> ObservationIn | str:
+    """One dataArray row; ``at`` maps each component to its position (computed once per group)."""
+    if not isinstance(row, list) or len(row) != len(at):
         return "error"
-    values = dict(zip(components, row, strict=True))
     try:
-        phen = values.get("phenomenonTime")
+        result = row[at["result"]]
+        phen = row[at["phenomenonTime"]] if "phenomenonTime" in at else None
         start, end = parse_interval(phen, "phenomenonTime") if phen is not None else (None, None)
-        valid_start, valid_end = _optional_interval(values.get("validTime"), "validTime")
-        result_time = values.get("resultTime")
-        foi = values.get("FeatureOfInterest/id")
-        if values.get("result") is None or (foi is not None and link_id({"@iot.id": foi}) is None):
+        if len(at) == 2:  # the common shape, phenomenonTime and result: nothing else to read
+            return "error" if result is None else ObservationIn(ds_id, result, start, end)
+        valid_start, valid_end = _optional_interval(_get(row, at, "validTime"), "validTime")
+        result_time = _get(row, at, "resultTime")
+        foi = _get(row, at, "FeatureOfInterest/id")
+        if result is None or (foi is not None and link_id({"@iot.id": foi}) is None):
             return "error"
         return ObservationIn(
             datastream_id=ds_id,
-            result=values["result"],
+            result=result,
             phenomenon_time=start,
             phenomenon_time_end=end,
             result_time=parse_instant(result_time, "resultTime") if result_time else None,
             valid_time_start=valid_start,
             valid_time_end=valid_end,
-            result_quality=values.get("resultQuality"),
-            parameters=_parameters(values.get("parameters")),
+            result_quality=_get(row, at, "resultQuality"),
+            parameters=_parameters(_get(row, at, "parameters")),
             foi_id=link_id({"@iot.id": foi}) if foi is not None else None,
         )
     except (ValidationFailed, TypeError, ValueError):
         return "error"
+
+
+def _get(row: list[Any], at: dict[str, int], name: str) -> Any:
+    return row[at[name]] if name in at else None
