@@ -1,6 +1,9 @@
 """MQTT end to end: publish to Mosquitto → stored and committed in PostgreSQL, counted.
 
-Two publisher processes (the sensors' side) send QoS 1 SensorThings messages to
+The broker is a Mosquitto of the bench's own, configured as a production broker for sensor
+fan-in must be (``max_queued_messages 0``: the default of 1,000 queued messages per client makes
+the broker itself drop QoS 1 messages whenever a subscriber is briefly behind). Two publisher
+processes (the sensors' side) send QoS 1 SensorThings messages to
 ``<prefix>/v1.1/Datastreams(<id>)/Observations`` at a fixed total rate for a fixed time; a
 ``citydesk serve`` process runs an ``mqtt`` source subscribed to them (acknowledging after
 commit). Afterwards the database is counted: rows stored, distinct observations (no
@@ -12,9 +15,15 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import shutil
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,18 +33,44 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import create_datastreams, fresh_postgres, make_app
-from server import serving
+from server import free_port, serving
 
 from citydesk.auth import Role, create_user
 
 RATE = int(os.environ.get("BENCH_MQTT_RATE", "10000"))
 SECONDS = int(os.environ.get("BENCH_MQTT_SECONDS", "60"))
 PUBLISHERS = 2
-BROKER = ("127.0.0.1", 1883)
+
+
+@contextmanager
+def broker() -> Iterator[int]:
+    """A dedicated Mosquitto on a free port with production queue settings (else the local one)."""
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(exe).exists():
+        yield 1883
+        return
+    port = free_port()
+    folder = Path(tempfile.mkdtemp(prefix="citydesk-mqtt-"))
+    conf = folder / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_queued_messages 0\nmax_inflight_messages 0\nlog_dest none\n"
+    )
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def publish(
-    worker: int, prefix: str, datastreams: list[int], rate: float, seconds: int, start_at: float
+    worker: int, port: int, prefix: str, datastreams: list[int], rate: float, seconds: int, start_at: float
 ) -> None:
     """One sensor-side process: QoS 1, paced to ``rate`` messages a second."""
     import paho.mqtt.client as mqtt
@@ -43,7 +78,7 @@ def publish(
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{prefix}-{worker}")
     client.max_inflight_messages_set(2000)
     client.max_queued_messages_set(0)
-    client.connect(*BROKER)
+    client.connect("127.0.0.1", port)
     client.loop_start()
     base = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=worker)
     total = int(rate * seconds)
@@ -84,12 +119,12 @@ def main() -> None:
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     total = RATE * SECONDS
     print(f"MQTT end to end: {total:,} messages at {RATE:,}/s for {SECONDS} s over {len(ds):,} datastreams")
-    with serving(url, workers=1) as base:
+    with broker() as port, serving(url, workers=1) as base:
         source = {
             "name": "bench mqtt",
             "kind": "mqtt",
             "config": {
-                "url": "mqtt://127.0.0.1:1883",
+                "url": f"mqtt://127.0.0.1:{port}",
                 "topics": [f"{prefix}/v1.1/+/Observations"],
                 "layout": "sta",
                 "client_id": f"citydesk-{prefix}",
@@ -101,7 +136,9 @@ def main() -> None:
         start_at = time.time() + 1
         halves = [ds[0::2], ds[1::2]]
         procs = [
-            mp.Process(target=publish, args=(w, prefix, halves[w], RATE / PUBLISHERS, SECONDS, start_at))
+            mp.Process(
+                target=publish, args=(w, port, prefix, halves[w], RATE / PUBLISHERS, SECONDS, start_at)
+            )
             for w in range(PUBLISHERS)
         ]
         for p in procs:
