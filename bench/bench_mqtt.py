@@ -22,10 +22,12 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -72,7 +74,8 @@ def broker() -> Iterator[int]:
 def publish(
     worker: int, port: int, prefix: str, datastreams: list[int], rate: float, seconds: int, start_at: float
 ) -> None:
-    """One sensor-side process: QoS 1, paced to ``rate`` messages a second."""
+    """One sensor-side process: QoS 1, paced to ``rate`` messages a second, with at most 20,000
+    messages not yet acknowledged by the broker (MQTT message ids are 16-bit)."""
     import paho.mqtt.client as mqtt
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{prefix}-{worker}")
@@ -85,8 +88,10 @@ def publish(
     while time.time() < start_at:
         time.sleep(0.001)
     t0 = time.perf_counter()
-    infos = []
+    infos: deque[Any] = deque()
     for i in range(total):
+        if len(infos) >= 20_000:
+            infos.popleft().wait_for_publish(timeout=120)
         ds = datastreams[i % len(datastreams)]
         body = {"phenomenonTime": (base + timedelta(milliseconds=i)).isoformat(), "result": float(i % 500)}
         infos.append(
@@ -97,6 +102,8 @@ def publish(
             time.sleep(ahead)
     for info in infos:
         info.wait_for_publish(timeout=120)
+    sent_in = time.perf_counter() - t0
+    print(f"publisher {worker}: {total:,} messages acknowledged by the broker in {sent_in:.1f} s", flush=True)
     client.loop_stop()
     client.disconnect()
 
