@@ -103,7 +103,7 @@ def create_asgi(app: App) -> FastAPI:
     )
     api.state.citydesk = app
     install_error_handlers(api)
-    include_routers(api, app)
+    include_routers(api)
     STATIC_DIR.mkdir(parents=True, exist_ok=True)
     api.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return api
