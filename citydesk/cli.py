@@ -87,8 +87,11 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         print("the file connector is not installed", file=sys.stderr)
         return 2
     app = build_app(settings)
-    report = import_file(app, args.path, source_name=args.source)
-    print(report)
+    r = import_file(app, args.path, source_name=args.source)
+    print(
+        f"imported {r.path}: {r.stored} stored, {r.duplicates} already there, "
+        f"{r.rejected} rejected (see /hub/quarantine) in {r.seconds:.1f} s"
+    )
     return 0
 
 
