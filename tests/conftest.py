@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,12 +43,12 @@ def _pg_url(dbname: str) -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + dbname
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database, dropped afterwards."""
+@contextmanager
+def fresh_pg_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on the local server; dropped (forcibly) afterwards."""
     if not port_open(5432):
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    name = f"citydesk_t{os.getpid()}_{next(_counter)}"
+    name = f"{prefix}{os.getpid()}_{next(_counter)}"
     admin = make_engine(PG_ADMIN_URL)
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
@@ -58,6 +59,13 @@ def pg_url() -> Iterator[str]:
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    with fresh_pg_database("citydesk_t") as url:
+        yield url
 
 
 @pytest.fixture
@@ -146,21 +154,12 @@ def module_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         yield build_app(Settings(database_url=url), engine=engine)
         engine.dispose()
         return
-    if not port_open(5432):
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    name = f"citydesk_m{os.getpid()}_{next(_counter)}"
-    admin = make_engine(PG_ADMIN_URL)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    engine = migrated_engine(_pg_url(name))
-    try:
-        yield build_app(Settings(database_url=_pg_url(name)), engine=engine)
-    finally:
-        engine.dispose()
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with fresh_pg_database("citydesk_m") as url:
+        engine = migrated_engine(url)
+        try:
+            yield build_app(Settings(database_url=url), engine=engine)
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture(scope="module")
