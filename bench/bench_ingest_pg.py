@@ -25,7 +25,8 @@ from server import serving
 TOTAL = int(os.environ.get("BENCH_OBSERVATIONS", "300000"))
 BATCH = 1000
 PER_REQUEST_STREAMS = 10
-CLIENTS = 4
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 USER, PASSWORD = "bench", "bench-password"
 
 
@@ -83,7 +84,7 @@ def main() -> None:
     payloads = data_array_bodies(ds, start, TOTAL, BATCH, PER_REQUEST_STREAMS)
     n = len(payloads) * BATCH
     print(f"PostgreSQL bulk ingest: {n:,} observations over {len(ds):,} datastreams, batches of {BATCH:,}")
-    with serving(url, workers=2) as base:
+    with serving(url, workers=WORKERS) as base:
         auth = (USER, PASSWORD)
         post_all(base, auth, payloads[:1], 1)  # warm up both workers' connections and caches
         rest = payloads[1:]
@@ -99,7 +100,8 @@ def main() -> None:
     single_s = run_copy(url, batches, single=True)
     copy_rate, single_rate = n / copy_s, n / single_s
     print(
-        f"{'API CreateObservations (2 workers, 4 clients)':<52} {api_rate:>10,.0f} obs/s  ({errors} failed requests)"
+        f"{f'API CreateObservations ({WORKERS} workers, {CLIENTS} clients)':<52} {api_rate:>10,.0f} obs/s  "
+        f"({errors} failed requests)"
     )
     print(f"{'plain COPY, batches of 1,000, commit each':<52} {copy_rate:>10,.0f} obs/s")
     print(f"{'plain COPY, one COPY of all rows':<52} {single_rate:>10,.0f} obs/s")
