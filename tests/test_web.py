@@ -1,0 +1,37 @@
+"""The web assembly: the OpenAPI document, the landing page and its JSON twin, error bodies."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+
+def test_openapi_document_lists_the_routes(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    for path in (
+        "/api/hub/latest",
+        "/api/hub/aggregates",
+        "/api/geo/districts",
+        "/api/hub/sources",
+        "/sta/v1.1",
+    ):
+        assert path in spec["paths"], path
+    assert client.get("/docs").status_code == 200
+
+
+def test_landing_page_shows_what_its_json_twin_says(client: TestClient, staff: tuple[str, str]) -> None:
+    anonymous = client.get("/api/overview").json()
+    assert anonymous["districts"] == 25 and anonymous["sources"] is None  # source counts are staff-only
+    page = client.get("/").text
+    for key in ("districts", "things", "datastreams"):
+        assert f'<div class="num">{anonymous[key]}</div>' in page
+    official = client.get("/api/overview", auth=staff).json()
+    assert official["sources"] == 0
+
+
+def test_unknown_routes_and_bad_input_get_error_bodies_not_tracebacks(client: TestClient) -> None:
+    body = client.get("/api/nowhere").json()
+    assert body == {"error": {"code": "not_found", "message": "Not Found", "details": None}}
+    r = client.get("/api/hub/aggregates", params={"observed_property": "PM10", "interval": "week"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "validation_failed"
+    r = client.get("/sta/v1.1/Things", params={"$filter": "name eq"})
+    assert r.status_code == 400 and r.json()["type"] == "error" and "$filter" in r.json()["message"]
