@@ -1,1 +1,6 @@
-"""citydesk sub-package."""
+"""OGC SensorThings API 1.1 (Sensing): one generic layer over the eight entity sets.
+
+``entities`` describes the sets; ``paths`` and ``query`` parse a request; ``read`` and ``write``
+(with ``write_obs``) do the work under ``access`` rules; ``service`` opens the transactions and
+announces changes; ``api`` is the HTTP shell and ``mqtt`` the MQTT extension.
+"""

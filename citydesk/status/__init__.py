@@ -1,1 +1,0 @@
-"""citydesk sub-package."""
