@@ -37,10 +37,27 @@ class ReadContext:
     max_top: int
     count_exact_limit: int
     now: datetime
+    restricted_read: int = 0
+    """How many restricted (personal) entities this request has shown: the service audits them."""
+    _restricted_streams: set[int] | None = None
 
     @property
     def dialect(self) -> str:
         return self.conn.dialect.name
+
+    def note(self, es: EntitySet, rows: list[Any]) -> None:
+        """Count the restricted rows about to be shown (only callers who may see them get any)."""
+        if "restricted" not in self.levels or not rows:
+            return
+        if "disclosure" in es.table.c:
+            self.restricted_read += sum(1 for r in rows if r._mapping["disclosure"] == "restricted")
+        elif es.name == "Observations":
+            if self._restricted_streams is None:
+                ds = SETS["Datastreams"]
+                found = self.conn.execute(select(ds.col("id")).where(ds.col("disclosure") == "restricted"))
+                self._restricted_streams = {r[0] for r in found}
+            streams = self._restricted_streams
+            self.restricted_read += sum(1 for r in rows if r._mapping["datastream_id"] in streams)
 
 
 def path_conditions(ctx: ReadContext, path: ResourcePath) -> list[ColumnElement[bool]]:
@@ -173,6 +190,7 @@ def read_property(ctx: ReadContext, path: ResourcePath) -> Any:
     if row is None:
         raise NotFound(f"no {es.singular} there")
     assert path.attribute is not None
+    ctx.note(es, [row])
     if path.attribute == "id":
         return row._mapping["id"]
     spec = es.field(path.attribute)
@@ -183,6 +201,7 @@ def read_property(ctx: ReadContext, path: ResourcePath) -> Any:
 def render(ctx: ReadContext, es: EntitySet, rows: list[Any], q: Query) -> list[dict[str, Any]]:
     """Serialise rows and attach their expansions."""
     select_fields = q.select
+    ctx.note(es, rows)
     items = [entity_json(es, r, ctx.base, select_fields) for r in rows]
     for exp in q.expand:
         expand_into(ctx, es, rows, items, exp)
@@ -263,6 +282,7 @@ def data_array(ctx: ReadContext, es: EntitySet, rows: list[Any], q: Query) -> li
     if es.name != "Observations":
         raise InvalidQuery("$resultFormat=dataArray applies to Observations only")
     components = q.select or DATA_ARRAY_DEFAULT
+    ctx.note(es, rows)
     groups: dict[int, list[list[Any]]] = defaultdict(list)
     for r in rows:
         values: list[Any] = []

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from sqlalchemy import select
 
-from citydesk.auth import Principal
+from citydesk.auth import Principal, audit
 from citydesk.errors import BadRequest, CitydeskError, Forbidden, ValidationFailed
 from citydesk.hub.models import datastreams, observations
 from citydesk.hub.records import ObservationIn
@@ -75,14 +76,29 @@ def get(app: App, principal: Principal, path_text: str, options: Mapping[str, st
         q.expand = []
     with app.engine.connect().execution_options(read_only=True) as conn:
         ctx = _read_context(app, conn, principal, base)
+        answer: Any
         if path.attribute is not None:
             value = read.read_property(ctx, path)
-            if path.value:
-                return ("raw", value)
-            return {path.attribute if path.attribute != "id" else "@iot.id": value}
-        if path.single:
-            return read.read_single(ctx, path, q)[1]
-        return read.read_collection(ctx, path, q, f"{base}/{path_text.strip('/')}")
+            answer = (
+                ("raw", value)
+                if path.value
+                else {path.attribute if path.attribute != "id" else "@iot.id": value}
+            )
+        elif path.single:
+            answer = read.read_single(ctx, path, q)[1]
+        else:
+            answer = read.read_collection(ctx, path, q, f"{base}/{path_text.strip('/')}")
+    if ctx.restricted_read:
+        target = path_text + ("?" + urlencode(dict(options)) if options else "")
+        audit(
+            app.engine,
+            principal,
+            "sta.read",
+            target,
+            f"{ctx.restricted_read} restricted entities",
+            now=app.now(),
+        )
+    return answer
 
 
 def _write_context(app: App, conn: Any, principal: Principal) -> write.WriteContext:
