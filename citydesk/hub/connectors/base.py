@@ -89,6 +89,8 @@ class RunContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("citydesk.hub.connectors"))
     file_roots: tuple[Path, ...] | None = None
     """Folders a ``file`` source may read; None (the CLI, run by the operator) means anywhere."""
+    consumer: int = 0
+    """Which of a stream source's consumers this run is (they share the stream; see ``slots``)."""
 
     def now(self) -> datetime:
         if self.clock is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ from citydesk.hub.connectors.base import ConnectorError, RunContext
 from citydesk.hub.connectors.registry import ConnectorRegistry
 from citydesk.hub.records import Batch, IngestResult, ObservationIn, Rejected
 from citydesk.hub.sources import service
+from citydesk.hub.sources.slots import SlotClaims
 from citydesk.hub.sources.types import RunOutcome, Source, SourceState
 
 if TYPE_CHECKING:
@@ -50,6 +51,14 @@ def _default_http() -> httpx.AsyncClient:
     return httpx.AsyncClient(follow_redirects=True, headers={"User-Agent": "citydesk-connector/0.1"})
 
 
+@dataclass
+class _Holding:
+    """How many consumer slots of one source this process holds (the lock orders their claims)."""
+
+    count: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 class SourceRunner:
     """A background service (``start``/``stop``) running every enabled source of the app."""
 
@@ -64,6 +73,7 @@ class SourceRunner:
         file_roots: Sequence[Path] | None = (IMPORT_FOLDER,),
         backoff: Backoff = Backoff(),
         stream_flush_seconds: float = 5.0,
+        claim_retry_seconds: float = 15.0,
     ) -> None:
         self.app = app
         self.registry = registry or ConnectorRegistry()
@@ -73,6 +83,9 @@ class SourceRunner:
         self.stream_flush_seconds = stream_flush_seconds
         self.http: httpx.AsyncClient | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self.slots = SlotClaims(app.engine)
+        self._held: dict[int, _Holding] = {}
+        self.claim_retry_seconds = claim_retry_seconds
         self._locks: dict[int, asyncio.Lock] = {}
         self._started = False
 
@@ -124,13 +137,42 @@ class SourceRunner:
             mode = "poll"
         if mode == "push":
             return
-        loop = self._stream_loop if mode == "stream" else self._poll_loop
+        consumers = int(source.config.get("consumers", 1)) if mode == "stream" else 1
         self._tasks[source.id] = asyncio.create_task(
-            loop(source.id), name=f"source-{source.id}-{source.name}"
+            self._supervise(source.id, mode, consumers), name=f"source-{source.id}-{source.name}"
         )
 
+    async def _supervise(self, source_id: int, mode: str, consumers: int) -> None:
+        """Run the source's consumers, each only while this process holds its slot (see slots)."""
+        await asyncio.gather(*(self._with_slot(source_id, i, mode) for i in range(consumers)))
+
+    async def _with_slot(self, source_id: int, consumer: int, mode: str) -> None:
+        held = self._held.setdefault(source_id, _Holding())
+        while True:
+            if held.count:
+                # This worker already runs a consumer of the source: let the other workers take
+                # theirs first, so the consumers spread over the processes.
+                await asyncio.sleep(self.claim_retry_seconds)
+            async with held.lock:
+                slot = await asyncio.to_thread(self.slots.claim, source_id, consumer)
+                if slot is not None:
+                    held.count += 1
+            if slot is None:  # another worker runs it; take over if that worker goes away
+                await asyncio.sleep(self.claim_retry_seconds)
+                continue
+            try:
+                if mode == "stream":
+                    await self._stream_loop(source_id, consumer)
+                else:
+                    await self._poll_loop(source_id)
+            finally:
+                held.count -= 1
+                await asyncio.to_thread(slot.release)
+
     # -- contexts ----------------------------------------------------------------------------
-    def context(self, source: Source | None, http: httpx.AsyncClient, *, name: str = "") -> RunContext:
+    def context(
+        self, source: Source | None, http: httpx.AsyncClient, *, name: str = "", consumer: int = 0
+    ) -> RunContext:
         """The run context of a source (or of a source being created, for its check)."""
         return RunContext(
             source_id=source.id if source else None,
@@ -141,6 +183,7 @@ class SourceRunner:
             timezone=self.app.settings.timezone,
             log=logging.getLogger(f"citydesk.hub.connectors.{source.kind if source else 'check'}"),
             file_roots=self.file_roots,
+            consumer=consumer,
         )
 
     async def client(self) -> tuple[httpx.AsyncClient, bool]:
@@ -271,22 +314,24 @@ class SourceRunner:
             interval = float(source.interval_seconds or service.DEFAULT_INTERVAL)
             await asyncio.sleep(self.backoff.delay(failures, interval) if failures else interval)
 
-    async def _stream_loop(self, source_id: int) -> None:
+    async def _stream_loop(self, source_id: int, consumer: int = 0) -> None:
         failures = 0
         while True:
             source = await asyncio.to_thread(service.get_source, self.app.engine, source_id)
             assert self.http is not None
-            outcome, failures = await self._stream(source, self.http, failures)
+            outcome, failures = await self._stream(source, self.http, failures, consumer)
             await self._record(source, outcome, failures_before=failures)
             failures = failures + 1 if outcome.error else 0
             await asyncio.sleep(self.backoff.delay(max(failures, 1), self.backoff.cap))
 
-    async def _stream(self, source: Source, http: httpx.AsyncClient, failures: int) -> tuple[RunOutcome, int]:
+    async def _stream(
+        self, source: Source, http: httpx.AsyncClient, failures: int, consumer: int = 0
+    ) -> tuple[RunOutcome, int]:
         """Run a stream until it fails; status is flushed every ``stream_flush_seconds``.
 
         Returns what was not yet flushed, and the failure streak (ended by the first flush)."""
         outcome = RunOutcome()
-        ctx = self.context(source, http)
+        ctx = self.context(source, http, consumer=consumer)
         loop = asyncio.get_running_loop()
         flushed = loop.time()
         gen = None

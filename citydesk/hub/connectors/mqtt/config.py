@@ -31,6 +31,12 @@ class MqttConfig(ConnectorConfig):
     session_expiry_seconds: int = Field(default=7 * 86400, ge=0, le=0xFFFFFFFF)
     batch_max: int = Field(default=1000, ge=1, le=10_000)
     batch_window_ms: int = Field(default=50, ge=1, le=10_000)
+    consumers: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="processes sharing the subscription (MQTT 5 shared subscription): one per web worker",
+    )
     inflight_max: int = Field(
         default=10_000, ge=1, le=65_535, description="unacknowledged messages the broker may send ahead"
     )

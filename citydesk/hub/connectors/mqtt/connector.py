@@ -142,8 +142,12 @@ def to_batch(messages: list[Message], config: MqttConfig, timezone: str) -> Batc
 class _Session:
     """One paho client and the queue its thread fills; lives for one ``run``."""
 
-    def __init__(self, config: MqttConfig, client_id: str, *, persistent: bool) -> None:
+    def __init__(
+        self, config: MqttConfig, client_id: str, *, persistent: bool, share: str | None = None
+    ) -> None:
         self.config = config
+        # Several consumers split one stream through an MQTT 5 shared subscription.
+        self.subscriptions = [f"$share/{share}/{t}" if share else t for t in config.topics]
         self.loop = asyncio.get_running_loop()
         # paho's thread appends; the loop drains in bulk. The loop is woken only when the deque goes
         # from empty to non-empty: one wake-up per burst, not per message.
@@ -174,7 +178,7 @@ class _Session:
             self.loop.call_soon_threadsafe(self._settle, ConnectorError(f"the broker refused us: {reason}"))
             return
         self.generation += 1
-        client.subscribe([(topic, 1) for topic in self.config.topics])
+        client.subscribe([(topic, 1) for topic in self.subscriptions])
         self.loop.call_soon_threadsafe(self._settle, None)
 
     def _deliver(self, item: Message | _Lost) -> None:
@@ -280,9 +284,11 @@ class MqttConnector(Connector):
     config_model = MqttConfig
 
     def client_id(self, config: MqttConfig, ctx: RunContext) -> str:
-        return (
+        """Stable per source and consumer: the broker keeps each consumer's session under it."""
+        base = (
             config.client_id or f"citydesk-source-{ctx.source_id if ctx.source_id is not None else 'unsaved'}"
         )
+        return f"{base}-{ctx.consumer}" if config.consumers > 1 else base
 
     async def check(self, config: MqttConfig, ctx: RunContext) -> None:
         # A throwaway client id and a clean session: checking must not take over the source's session.
@@ -291,7 +297,8 @@ class MqttConnector(Connector):
         await session.close()
 
     async def run(self, config: MqttConfig, ctx: RunContext) -> AsyncGenerator[Batch, None]:
-        session = _Session(config, self.client_id(config, ctx), persistent=True)
+        share = f"citydesk-{ctx.source_id}" if config.consumers > 1 else None
+        session = _Session(config, self.client_id(config, ctx), persistent=True, share=share)
         await session.open()
         ctx.log.info("source %s subscribed to %s", ctx.source_name, ", ".join(config.topics))
         try:
