@@ -13,6 +13,7 @@ zero loss and zero duplicates.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing as mp
 import os
 import shutil
@@ -29,7 +30,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import psycopg
 
@@ -38,10 +38,15 @@ from common import create_datastreams, fresh_postgres, make_app
 from server import free_port, serving
 
 from citydesk.auth import Role, create_user
+from citydesk.config import Settings
+from citydesk.hub.sources import SourceIn, SourceRunner, create_source
+from citydesk.web.app import build_app
 
 RATE = int(os.environ.get("BENCH_MQTT_RATE", "10000"))
 SECONDS = int(os.environ.get("BENCH_MQTT_SECONDS", "60"))
 PUBLISHERS = 2
+WORKERS = int(os.environ.get("BENCH_MQTT_WORKERS", "2"))
+CONSUMERS = int(os.environ.get("BENCH_MQTT_CONSUMERS", "2"))
 
 
 @contextmanager
@@ -126,44 +131,55 @@ def main() -> None:
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     total = RATE * SECONDS
     print(f"MQTT end to end: {total:,} messages at {RATE:,}/s for {SECONDS} s over {len(ds):,} datastreams")
-    with broker() as port, serving(url, workers=1) as base:
+    print(f"consumers: {CONSUMERS} (MQTT 5 shared subscription) in a server with {WORKERS} worker(s)")
+    with broker() as port:
         source = {
-            "name": "bench mqtt",
-            "kind": "mqtt",
-            "config": {
-                "url": f"mqtt://127.0.0.1:{port}",
-                "topics": [f"{prefix}/v1.1/+/Observations"],
-                "layout": "sta",
-                "client_id": f"citydesk-{prefix}",
-            },
+            "url": f"mqtt://127.0.0.1:{port}",
+            "topics": [f"{prefix}/v1.1/+/Observations"],
+            "layout": "sta",
+            "client_id": f"citydesk-{prefix}",
+            "consumers": CONSUMERS,
         }
-        r = httpx.post(f"{base}/api/hub/sources", json=source, auth=("bench", "bench-password"), timeout=30)
-        r.raise_for_status()
-        time.sleep(2)  # the runner subscribes
-        start_at = time.time() + 1
-        halves = [ds[0::2], ds[1::2]]
-        procs = [
-            mp.Process(
-                target=publish, args=(w, port, prefix, halves[w], RATE / PUBLISHERS, SECONDS, start_at)
-            )
-            for w in range(PUBLISHERS)
-        ]
-        for p in procs:
-            p.start()
-        stored, distinct = 0, 0
-        last_change, last = time.time(), -1
-        samples = []
-        while True:
-            time.sleep(1)
-            stored, distinct = count(url)
-            samples.append((time.time() - start_at, stored))
-            if stored != last:
-                last_change, last = time.time(), stored
-            if stored >= total or (time.time() - last_change > 20 and all(not p.is_alive() for p in procs)):
-                break
-        for p in procs:
-            p.join()
-        done_at = last_change
+        asyncio.run(add_source(url, source))  # before the server starts: every worker sees it
+        with serving(url, workers=WORKERS):
+            measure(url, port, prefix, ds, total)
+
+
+async def add_source(url: str, config: dict[str, Any]) -> None:
+    app = build_app(Settings(database_url=url))
+    runner = SourceRunner(app)
+    http, _ = await runner.client()
+    spec = SourceIn(name="bench mqtt", kind="mqtt", config=config)
+    await create_source(app.engine, runner.registry, spec, now=app.now(), ctx=runner.context(None, http))
+    await http.aclose()
+    app.engine.dispose()
+
+
+def measure(url: str, port: int, prefix: str, ds: list[int], total: int) -> None:
+    """Publish for SECONDS at RATE and count what the database holds until it stops growing."""
+    time.sleep(3)  # the runners claim their slots and subscribe
+    start_at = time.time() + 1
+    halves = [ds[0::2], ds[1::2]]
+    procs = [
+        mp.Process(target=publish, args=(w, port, prefix, halves[w], RATE / PUBLISHERS, SECONDS, start_at))
+        for w in range(PUBLISHERS)
+    ]
+    for p in procs:
+        p.start()
+    stored, distinct = 0, 0
+    last_change, last = time.time(), -1
+    samples = []
+    while True:
+        time.sleep(1)
+        stored, distinct = count(url)
+        samples.append((time.time() - start_at, stored))
+        if stored != last:
+            last_change, last = time.time(), stored
+        if stored >= total or (time.time() - last_change > 20 and all(not p.is_alive() for p in procs)):
+            break
+    for p in procs:
+        p.join()
+    done_at = last_change
     elapsed = done_at - start_at
     in_window = max((n for t, n in samples if t <= SECONDS), default=0)
     print(
