@@ -107,3 +107,39 @@ def test_two_workers_share_a_stream_and_store_each_message_once(db_url: str, app
     second_worker.engine.dispose()
     assert held == [2, 0, 2], "slots: first worker both, second none; then the second took both over"
     assert stored == 300
+
+
+@pytest.mark.mqtt
+def test_a_worker_learns_of_sources_created_and_deleted_elsewhere(app: App) -> None:
+    if not port_open(1883):
+        pytest.skip("Mosquitto is not reachable on 127.0.0.1:1883")
+    from citydesk.hub.sources import delete_source
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        worker = SourceRunner(app, rescan_seconds=0.2)
+        await worker.start()
+        elsewhere = SourceRunner(app)  # e.g. the worker that served POST /api/hub/sources
+        http, _ = await elsewhere.client()
+        spec = SourceIn(
+            name="made elsewhere",
+            kind="mqtt",
+            config={
+                "url": "mqtt://127.0.0.1:1883",
+                "topics": [f"t{uuid.uuid4().hex[:8]}/#"],
+                "layout": "sta",
+            },
+        )
+        source = await create_source(
+            app.engine, elsewhere.registry, spec, now=app.now(), ctx=elsewhere.context(None, http)
+        )
+        await http.aclose()
+        await asyncio.sleep(1.0)
+        seen = worker.running()
+        await asyncio.to_thread(delete_source, app.engine, source.id)
+        await asyncio.sleep(1.0)
+        after = worker.running()
+        await worker.stop()
+        return seen, after
+
+    seen, after = asyncio.run(scenario())
+    assert len(seen) == 1 and after == []

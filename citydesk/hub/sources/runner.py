@@ -74,6 +74,7 @@ class SourceRunner:
         backoff: Backoff = Backoff(),
         stream_flush_seconds: float = 5.0,
         claim_retry_seconds: float = 15.0,
+        rescan_seconds: float = 30.0,
     ) -> None:
         self.app = app
         self.registry = registry or ConnectorRegistry()
@@ -88,16 +89,43 @@ class SourceRunner:
         self.claim_retry_seconds = claim_retry_seconds
         self._locks: dict[int, asyncio.Lock] = {}
         self._started = False
+        self.rescan_seconds = rescan_seconds
+        self._scanner: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         self.http = self.http_factory()
         self._started = True
-        for source in await asyncio.to_thread(service.list_sources, self.app.engine):
-            self._launch(source)
+        await self.rescan()
+        self._scanner = asyncio.create_task(self._rescan_loop(), name="source-rescan")
+
+    async def rescan(self) -> None:
+        """Run sources created elsewhere, stop deleted or disabled ones.
+
+        The API refreshes the worker that handled the change at once; the other workers (and other
+        servers on the same database) learn of it here, every ``rescan_seconds``.
+        """
+        current = {s.id: s for s in await asyncio.to_thread(service.list_sources, self.app.engine)}
+        for source_id in [i for i in self._tasks if i not in current or not current[i].enabled]:
+            await self.refresh(source_id)
+        for source in current.values():
+            if source.enabled and source.id not in self._tasks:
+                self._launch(source)
+
+    async def _rescan_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.rescan_seconds)
+            try:
+                await self.rescan()
+            except SQLAlchemyError:
+                log.exception("could not read the list of sources; trying again")
 
     async def stop(self) -> None:
         self._started = False
+        if self._scanner is not None:
+            self._scanner.cancel()
+            await asyncio.gather(self._scanner, return_exceptions=True)
+            self._scanner = None
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
