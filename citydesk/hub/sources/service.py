@@ -339,8 +339,9 @@ def record_run(
             row = conn.execute(select(source_status).where(s.source_id == source_id)).one()
         values: dict[str, Any] = {
             "last_run_at": now,
-            "records_in": row.records_in + outcome.stored,
-            "records_rejected": row.records_rejected + outcome.rejected,
+            # Increments in SQL: several workers may flush the same source's counters at once.
+            "records_in": s.records_in + outcome.stored,
+            "records_rejected": s.records_rejected + outcome.rejected,
             "last_run_records": outcome.stored,
             "last_run_rejected": outcome.rejected,
         }
