@@ -39,7 +39,7 @@ from server import free_port, serving
 
 from citydesk.auth import Role, create_user
 from citydesk.config import Settings
-from citydesk.hub.sources import SourceIn, SourceRunner, create_source
+from citydesk.hub.sources import SourceIn, SourceRunner
 from citydesk.web.app import build_app
 
 RATE = int(os.environ.get("BENCH_MQTT_RATE", "10000"))
@@ -147,11 +147,7 @@ def main() -> None:
 
 async def add_source(url: str, config: dict[str, Any]) -> None:
     app = build_app(Settings(database_url=url))
-    runner = SourceRunner(app)
-    http, _ = await runner.client()
-    spec = SourceIn(name="bench mqtt", kind="mqtt", config=config)
-    await create_source(app.engine, runner.registry, spec, now=app.now(), ctx=runner.context(None, http))
-    await http.aclose()
+    await SourceRunner(app).create(SourceIn(name="bench mqtt", kind="mqtt", config=config))
     app.engine.dispose()
 
 

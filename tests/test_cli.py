@@ -57,7 +57,7 @@ def test_import_command_stores_a_file_once(
 
     from citydesk.config import Settings
     from citydesk.hub.connectors.mapping import Mapping
-    from citydesk.hub.sources import SourceIn, SourceRunner, create_source
+    from citydesk.hub.sources import SourceIn, SourceRunner
     from citydesk.web.app import build_app
     from tests.conftest import create_sensor, migrated_engine
 
@@ -71,13 +71,10 @@ def test_import_command_stores_a_file_once(
     )
 
     async def make_source() -> None:
-        runner = SourceRunner(app, file_roots=[tmp_path])
-        http, _ = await runner.client()
         spec = SourceIn(
             name="PM10 files", kind="file", config={"path": str(path), "mapping": mapping.model_dump()}
         )
-        await create_source(app.engine, runner.registry, spec, now=app.now(), ctx=runner.context(None, http))
-        await http.aclose()
+        await SourceRunner(app, file_roots=[tmp_path]).create(spec)
 
     asyncio.run(make_source())
     engine.dispose()

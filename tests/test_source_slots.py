@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from citydesk.config import Settings
 from citydesk.db import make_engine
 from citydesk.hub.models import observations
-from citydesk.hub.sources import SourceIn, SourceRunner, create_source
+from citydesk.hub.sources import SourceIn, SourceRunner
 from citydesk.hub.sources.slots import SlotClaims
 from citydesk.web.app import App, build_app
 from tests.conftest import create_sensor, port_open
@@ -53,7 +53,6 @@ def test_two_workers_share_a_stream_and_store_each_message_once(db_url: str, app
             SourceRunner(app, claim_retry_seconds=0.2),
             SourceRunner(second_worker, claim_retry_seconds=0.2),
         ]
-        http, _ = await runners[0].client()
         spec = SourceIn(
             name="shared",
             kind="mqtt",
@@ -65,10 +64,7 @@ def test_two_workers_share_a_stream_and_store_each_message_once(db_url: str, app
                 "client_id": f"cd-{prefix}",
             },
         )
-        await create_source(
-            app.engine, runners[0].registry, spec, now=app.now(), ctx=runners[0].context(None, http)
-        )
-        await http.aclose()
+        await runners[0].create(spec)  # not started yet: saved, launched by start()
         await runners[0].start()
         await asyncio.sleep(0.5)
         await runners[1].start()  # the first worker holds both slots: the second waits
@@ -119,7 +115,6 @@ def test_a_worker_learns_of_sources_created_and_deleted_elsewhere(app: App) -> N
         worker = SourceRunner(app, rescan_seconds=0.2)
         await worker.start()
         elsewhere = SourceRunner(app)  # e.g. the worker that served POST /api/hub/sources
-        http, _ = await elsewhere.client()
         spec = SourceIn(
             name="made elsewhere",
             kind="mqtt",
@@ -129,10 +124,7 @@ def test_a_worker_learns_of_sources_created_and_deleted_elsewhere(app: App) -> N
                 "layout": "sta",
             },
         )
-        source = await create_source(
-            app.engine, elsewhere.registry, spec, now=app.now(), ctx=elsewhere.context(None, http)
-        )
-        await http.aclose()
+        source = await elsewhere.create(spec)
         await asyncio.sleep(1.0)
         seen = worker.running()
         await asyncio.to_thread(delete_source, app.engine, source.id)

@@ -53,16 +53,8 @@ def list_sources(request: Request, who: Staff) -> dict[str, Any]:
 
 @router.post("/sources", status_code=201, summary="Create a source (its connection is checked first)")
 async def create_source(request: Request, body: SourceIn, who: Manager) -> dict[str, Any]:
-    app = get_app(request)
-    runner = runner_of(app)
-    http, own = await runner.client()
-    try:
-        ctx = runner.context(None, http, name=body.name)
-        source = await service.create_source(app.engine, runner.registry, body, now=app.now(), ctx=ctx)
-    finally:
-        if own:
-            await http.aclose()
-    await runner.refresh(source.id)
+    runner = runner_of(get_app(request))
+    source = await runner.create(body)
     return service.source_json(runner.registry, source)
 
 

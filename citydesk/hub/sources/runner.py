@@ -27,7 +27,7 @@ from citydesk.hub.connectors.registry import ConnectorRegistry
 from citydesk.hub.records import Batch, IngestResult, ObservationIn, Rejected
 from citydesk.hub.sources import service
 from citydesk.hub.sources.slots import SlotClaims
-from citydesk.hub.sources.types import RunOutcome, Source, SourceState
+from citydesk.hub.sources.types import RunOutcome, Source, SourceIn, SourceState
 
 if TYPE_CHECKING:
     from citydesk.web.app import App
@@ -213,6 +213,20 @@ class SourceRunner:
             file_roots=self.file_roots,
             consumer=consumer,
         )
+
+    async def create(self, spec: SourceIn) -> Source:
+        """Check, save and (if this runner is started) launch a new source: the one way to add one."""
+        http, own = await self.client()
+        try:
+            ctx = self.context(None, http, name=spec.name)
+            source = await service.create_source(
+                self.app.engine, self.registry, spec, now=self.app.now(), ctx=ctx
+            )
+        finally:
+            if own:
+                await http.aclose()
+        await self.refresh(source.id)
+        return source
 
     async def client(self) -> tuple[httpx.AsyncClient, bool]:
         """The shared HTTP client when started, else a fresh one the caller must close (True)."""

@@ -77,19 +77,7 @@ async def ensure_create_source(app: App) -> None:
             },
             disclosure=Disclosure.PUBLIC,
         )
-        http, own = await runner.client()
-        try:
-            existing = await sources.create_source(
-                app.engine,
-                runner.registry,
-                spec,
-                now=app.now(),
-                ctx=runner.context(None, http, name=spec.name),
-            )
-        finally:
-            if own:
-                await http.aclose()
-    await runner.refresh(existing.id)
+        await runner.create(spec)  # an existing one was launched with the other sources
 
 
 class MqttExtension:

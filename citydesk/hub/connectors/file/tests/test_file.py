@@ -21,7 +21,7 @@ from citydesk.hub.connectors.mapping import Mapping
 from citydesk.hub.connectors.registry import ConnectorRegistry
 from citydesk.hub.connectors.testing import collect, count_observations, make_datastreams, quarantined
 from citydesk.hub.models import features_of_interest
-from citydesk.hub.sources import SourceIn, SourceRunner, create_source, get_source
+from citydesk.hub.sources import SourceIn, SourceRunner, get_source
 from citydesk.web.app import App
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -64,11 +64,7 @@ async def file_source(app: App, root: Path, name: str, path: Path, mapping: Mapp
     spec = SourceIn(
         name=name, kind="file", config={"path": str(path), "mapping": mapping.model_dump(), **extra}
     )
-    http, _ = await runner.client()
-    source = await create_source(
-        app.engine, runner.registry, spec, now=app.now(), ctx=runner.context(None, http)
-    )
-    await http.aclose()
+    source = await runner.create(spec)
     return source.id
 
 
