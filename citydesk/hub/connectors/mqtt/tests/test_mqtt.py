@@ -7,10 +7,13 @@ before publishing, so the broker holds the messages for the connector: no race w
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
+import socket
+import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from pydantic import SecretStr
 
 from citydesk.hub.connectors.base import ConnectorError
 from citydesk.hub.connectors.mqtt.config import MqttConfig
@@ -139,6 +143,13 @@ async def test_sensorthings_messages_are_stored_and_malformed_ones_quarantined(a
     base = f"{prefix}/v1.1/Datastreams"
     good = [(f"{base}({ds['종로구 PM10']})/Observations", sta(0, m, 30 + m % 7)) for m in range(150)]
     good += [(f"{base}({ds['종로구 PM2.5']})/Observations", (PAYLOADS / "sta_observation.json").read_text())]
+    # The standard's other create topic: .../Observations with the Datastream linked in the body.
+    linked = {
+        "result": 5.0,
+        "phenomenonTime": "2019-12-31T09:00:00Z",
+        "Datastream": {"@iot.id": ds["종로구 PM2.5"]},
+    }
+    good += [(f"{prefix}/v1.1/Observations", json.dumps(linked))]
     bad = [
         (f"{base}({ds['종로구 PM10']})/Observations", "PM10=37"),
         (f"{base}(999999)/Observations", sta(0, 1, 3.0)),
@@ -147,6 +158,7 @@ async def test_sensorthings_messages_are_stored_and_malformed_ones_quarantined(a
             json.dumps({"result": 1, "phenomenonTime": "2019-12-31T00:00"}),
         ),
         (f"{prefix}/v1.1/Things(1)", json.dumps({"result": 1})),
+        (f"{prefix}/v1.1/Observations", json.dumps({"result": 1})),
         (
             f"{base}({ds['종로구 PM10']})/Observations",
             json.dumps(
@@ -158,13 +170,14 @@ async def test_sensorthings_messages_are_stored_and_malformed_ones_quarantined(a
     consumer = Consumer(app, connector().run(config, run_context(source_id=None)))
     await consumer.until(len(good) + len(bad))
     await consumer.stop()
-    assert count_observations(app.engine, ds.values()) == 151
+    assert count_observations(app.engine, ds.values()) == 152
     reasons = sorted(r for _, r in quarantined(app.engine))
     assert reasons == [
-        "not JSON: Expecting value",
+        'an Observation sent to .../Observations needs "Datastream": {"@iot.id": <id>}',
+        "not JSON: unexpected character, expected a JSON value: line 1 column 1 (char 0)",
         "phenomenonTime: '2019-12-31T00:00' has no time zone (add Z or an offset like +09:00)",
         "the FeatureOfInterest's feature has no geometry",
-        "topic is not .../Datastreams(<id>)/Observations",
+        "topic is not .../Datastreams(<id>)/Observations or .../Observations",
         "unknown datastream 999999",
     ]
     # Everything was acknowledged, the quarantined messages too: nothing comes back.
@@ -273,3 +286,64 @@ async def test_our_own_sensorthings_echoes_are_ignored(app: App) -> None:
     await consumer.stop()
     assert consumer.seen == 1 and count_observations(app.engine, [ds]) == 1
     assert quarantined(app.engine) == []
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Callable[..., tuple[int, subprocess.Popen[bytes]]]]:
+    """Start private Mosquittos (to stop, or to configure) on free ports; all stopped at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*extra: str) -> tuple[int, subprocess.Popen[bytes]]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        conf = tmp_path / f"mosquitto-{port}.conf"
+        # As root, Mosquitto drops to the user "mosquitto", who could not read pytest's tmp_path.
+        lines = [f"listener {port} 127.0.0.1", "persistence false", f"user {getpass.getuser()}", *extra]
+        conf.write_text("\n".join(lines) + "\n")
+        proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
+        started.append(proc)
+        deadline = time.monotonic() + 5
+        while not port_open(port):
+            assert time.monotonic() < deadline, "the private Mosquitto did not start"
+            time.sleep(0.02)
+        return port, proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+async def test_losing_the_broker_ends_the_run_with_a_clear_error(app: App, own_broker) -> None:
+    """The runner reconnects with back-off; the run itself must end, not hang, and say why."""
+    port, proc = own_broker("allow_anonymous true")
+    config = MqttConfig(url=f"mqtt://127.0.0.1:{port}", topics=["t/#"], client_id="cd-lost")
+    gen = connector().run(config, run_context())
+    first = asyncio.ensure_future(anext(gen))
+    await asyncio.sleep(0.3)  # connected and subscribed, waiting for messages
+    proc.kill()
+    with pytest.raises(ConnectorError, match="lost the connection to the broker"):
+        await asyncio.wait_for(first, 10)
+
+
+async def test_a_refused_login_is_said_in_words(own_broker, tmp_path: Path) -> None:
+    passwords = tmp_path / "passwords"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "sensor", "right"], check=True)
+    port, _ = own_broker("allow_anonymous false", f"password_file {passwords}")
+    good = MqttConfig(
+        url=f"mqtt://127.0.0.1:{port}", topics=["t/#"], username="sensor", password=SecretStr("right")
+    )
+    await connector().check(good, run_context())
+    wrong = good.model_copy(update={"password": SecretStr("wrong")})
+    with pytest.raises(
+        ConnectorError, match=r"the broker refused us: (bad user name or password|not authorized)"
+    ):
+        await connector().check(wrong, run_context())
+
+
+def test_the_connection_works_on_uvloop_as_under_citydesk_serve() -> None:
+    """uvicorn runs uvloop, whose transports are not asyncio.Transport subclasses."""
+    uvloop = pytest.importorskip("uvloop")
+    config = MqttConfig(topics=["citydesk-test/uvloop/#"])
+    uvloop.run(connector().check(config, run_context()))
