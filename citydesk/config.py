@@ -23,6 +23,8 @@ class Settings(BaseModel):
     mqtt_url: str | None = None
     """``mqtt://host:port``: the broker for the SensorThings MQTT extension and MQTT sources."""
     bus_url: str = "memory://"
+    """The event bus between workers: ``memory://`` (one process), ``redis://host:port/db`` or
+    ``nats://host:port`` (JetStream); see ``citydesk.bus``."""
     public_mode: bool = False
     """A public instance: serves only what is disclosable and accepts no staff writes to internal data."""
     secret_key: str = "citydesk-dev-secret-change-me"

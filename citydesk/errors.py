@@ -57,6 +57,18 @@ class Conflict(CitydeskError):
     code = "conflict"
 
 
+class UnsupportedMediaType(CitydeskError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class FailedDependency(CitydeskError):
+    """A request of a batch that was not run because one it depends on failed (RFC 4918)."""
+
+    status = 424
+    code = "failed_dependency"
+
+
 class NotImplementedFeature(CitydeskError):
     status = 501
     code = "not_implemented"
@@ -72,3 +84,15 @@ class DatabaseNotMigrated(CitydeskError):
 
     status = 503
     code = "database_not_migrated"
+
+
+class InvalidSetting(CitydeskError):
+    """A setting cannot be used as given (an unknown ``BUS_URL`` scheme, a missing optional package)."""
+
+    code = "invalid_setting"
+
+
+class BusUnavailable(ServiceUnavailable):
+    """The event bus named by ``BUS_URL`` does not answer when the server starts."""
+
+    code = "bus_unavailable"

@@ -8,10 +8,11 @@ datastream when the SensorThings layer changes it; everything here can be rebuil
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, Engine, select
 
+from citydesk.bus import Event, MemoryBus
 from citydesk.hub.models import datastreams, features_of_interest, thing_locations
 
 MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
@@ -68,11 +69,31 @@ class DatastreamCatalog:
             else:
                 self._facts.pop(datastream_id, None)
 
-    def forget_thing(self, thing_id: int) -> None:
-        """Drop every datastream of a Thing (its Location, hence default FeatureOfInterest, changed)."""
+    def follow(self, bus: MemoryBus) -> None:
+        """Forget what other workers change through the SensorThings API (their own forgetting
+        happens in the writing process only). Observations, Sensors and ObservedProperties do not
+        change the facts; a Thing or Location may change the default FeatureOfInterest of any
+        of its datastreams, so those forget everything (rare edits, cheap reloads)."""
+        bus.on("sta.*", self._on_remote_change, remote=True)
+
+    def _on_remote_change(self, event: Event) -> None:
+        if event.origin is None:
+            return  # this process's own change: forgotten right after its commit
+        kind = event.data.get("set")
+        if kind == "Datastreams":
+            self.forget(int(event.data["id"]))
+        elif kind in ("Things", "Locations", "HistoricalLocations", "FeaturesOfInterest"):
+            self.forget()
+
+    def set_default_foi(self, thing_id: int, foi_id: int | None) -> None:
+        """Record the FeatureOfInterest just generated from a Thing's Location in its datastreams' facts.
+
+        Updating in place, rather than forgetting them, spares the next batch a reload.
+        """
         with self._lock:
-            for ds in [k for k, f in self._facts.items() if f.thing_id == thing_id]:
-                del self._facts[ds]
+            for ds, f in list(self._facts.items()):
+                if f.thing_id == thing_id:
+                    self._facts[ds] = replace(f, default_foi_id=foi_id)
 
     def _load(self, conn: Connection, ids: set[int]) -> dict[int, DatastreamFacts]:
         foi = (

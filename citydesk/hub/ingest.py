@@ -104,10 +104,12 @@ class IngestPipeline:
             self.store.prepare(s for _, s in good)
             try:
                 with self.engine.begin() as conn:
-                    rows, no_feature = self._attach_features(conn, good)
+                    rows, no_feature, generated = self._attach_features(conn, good)
                     result.duplicates = self.store.write(conn, rows, dedupe=dedupe)
                     if quarantine_rejects and (result.rejected or no_feature):
                         self._quarantine(conn, result.rejected + no_feature, channel, source_id, now)
+                for thing_id, foi_id in generated.items():  # committed: now the cache may know them
+                    self.catalog.set_default_foi(thing_id, foi_id)
                 result.stored = [r for r in rows if r.id is not None]
                 result.rejected += no_feature
                 break
@@ -124,8 +126,12 @@ class IngestPipeline:
 
     def _attach_features(
         self, conn: Connection, good: list[tuple[ObservationIn, StoredObservation]]
-    ) -> tuple[list[StoredObservation], list[Rejected]]:
-        """Give every row its FeatureOfInterest (and district, if it reports a position)."""
+    ) -> tuple[list[StoredObservation], list[Rejected], dict[int, int | None]]:
+        """Give every row its FeatureOfInterest (and district, if it reports a position).
+
+        Also returns the FeaturesOfInterest generated from Things' Locations on the way (by Thing),
+        for the catalog to learn once the transaction has committed.
+        """
         rows: list[StoredObservation] = []
         refused: list[Rejected] = []
         thing_foi: dict[int, int | None] = {}
@@ -144,7 +150,6 @@ class IngestPipeline:
                     ].thing_id
                 if thing_id not in thing_foi:
                     thing_foi[thing_id] = foi_for_thing(conn, thing_id, self.geo)
-                    self.catalog.forget_thing(thing_id)
                 row.foi_id = thing_foi[thing_id]
                 if row.foi_id is None:
                     refused.append(
@@ -154,7 +159,7 @@ class IngestPipeline:
                     )
                     continue
             rows.append(row)
-        return rows, refused
+        return rows, refused, thing_foi
 
     @staticmethod
     def _quarantine(

@@ -5,10 +5,16 @@ The store keeps one ``datastream_latest`` row per datastream, in the write trans
 conversion, so each worker keeps a snapshot in memory:
 
 * built from ``datastream_latest`` at first use (everything here can be rebuilt from the database);
-* updated at once from this process's own ``observations.stored`` events;
-* caught up with other workers' writes by polling rows whose ``updated_at`` moved (once a second,
-  re-reading a 5-second overlap so that a write transaction that committed after the previous poll
-  began is not missed; ingest transactions last milliseconds), and rebuilt in full every 5 minutes.
+* updated at once from ``observations.stored`` events: this process's own and, when ``BUS_URL``
+  names a shared bus, other workers' too. Both are applied from the event's compact portable form
+  (newest phenomenonTime and result per datastream), which is exactly what a snapshot entry holds,
+  so one path serves both and a value written through any worker shows on every worker within
+  milliseconds instead of at the next poll;
+* caught up by polling rows whose ``updated_at`` moved (once a second, re-reading a 5-second
+  overlap so that a write transaction that committed after the previous poll began is not missed;
+  ingest transactions last milliseconds), and rebuilt in full every 5 minutes. The bus delivers at
+  most once, so the poll stays: it is the safety net for events lost while a worker or the bus was
+  away, and the only path on the embedded in-process bus with several processes writing.
 
 Disclosure is never taken from the snapshot: every read asks the database which datastreams are
 not public right now (a short list, by index), so a datastream made internal disappears from every
@@ -22,13 +28,12 @@ import threading
 import time
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, select
 
-from citydesk.bus import Event
+from citydesk.bus import CompactObservations, Event
 from citydesk.hub.models import datastream_latest, datastreams, observed_properties
-from citydesk.hub.records import StoredObservation
 from citydesk.hub.sta.access import ALL_LEVELS
 from citydesk.hub.sta.serialize import iso
 from citydesk.periodic import Periodic
@@ -66,11 +71,11 @@ class LatestSnapshot(Periodic):
         self._polled_at = 0.0
         self._rebuilt_at = 0.0
         self._since: datetime | None = None
-        app.bus.on("observations.stored", self._on_stored)
-        app.bus.on("sta.*", self._on_sta_change)
+        app.bus.on("observations.stored", self._on_stored, remote=True)
+        app.bus.on("sta.*", self._on_sta_change, remote=True)
 
     # -- keeping it fresh --------------------------------------------------------------------
-    def _apply(self, ds: int, t: datetime, number: float | None, js: Any) -> None:
+    def _apply(self, ds: int, t: datetime, result: Any) -> None:
         known = self._times.get(ds)
         if known is not None and t < known:
             return
@@ -79,21 +84,24 @@ class LatestSnapshot(Periodic):
         self._entries[ds] = {
             "datastream": ds,
             "phenomenonTime": iso(t),
-            "result": number if number is not None else js,
+            "result": result,
             "district": district,
         }
 
     def _on_stored(self, event: Event) -> None:
-        newest: dict[int, StoredObservation] = {}
-        for r in event.data["observations"]:
-            known = newest.get(r.datastream_id)
-            if known is None or r.phenomenon_time >= known.phenomenon_time:
-                newest[r.datastream_id] = r
+        """Apply a batch, this worker's or another's, from its compact form (see the module doc).
+
+        A datastream this worker has no metadata for yet stays hidden until the next poll reads it.
+        """
+        if event.portable is None:
+            return  # the batch could not be reduced (logged by the bus): the poll will catch up
+        batch = cast(CompactObservations, event.portable)
         with self._lock:
-            for r in newest.values():
-                self._apply(r.datastream_id, r.phenomenon_time, r.result_number, r.result_json)
+            for d in batch["datastreams"]:
+                self._apply(d["id"], datetime.fromisoformat(d["phenomenonTime"]), d["result"])
 
     def _on_sta_change(self, event: Event) -> None:
+        """Metadata or values changed by hand, in any worker: rebuild on next use."""
         if event.data.get("set") in (
             "Datastreams",
             "Things",
@@ -101,7 +109,7 @@ class LatestSnapshot(Periodic):
             "ObservedProperties",
             "Observations",
         ):
-            self._rebuilt_at = 0.0  # metadata or values changed by hand: rebuild on next use
+            self._rebuilt_at = 0.0
 
     @staticmethod
     def _read_meta(conn: Connection, ids: Collection[int] | None) -> dict[int, tuple[str | None, str]]:
@@ -139,7 +147,7 @@ class LatestSnapshot(Periodic):
                 if ds in self._entries:
                     self._entries[ds]["district"] = district
             for ds, t, number, js in rows:
-                self._apply(ds, t, number, js)
+                self._apply(ds, t, number if number is not None else js)
         self._since = now
         self._polled_at = started
         if full:

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from citydesk.auth import CredentialCache
-from citydesk.bus import MemoryBus
+from citydesk.bus import Bus
 from citydesk.config import Settings
 from citydesk.db import check_current, make_engine
 from citydesk.geo import CityGeo
@@ -43,7 +43,7 @@ class App:
 
     settings: Settings
     engine: Engine
-    bus: MemoryBus
+    bus: Bus
     geo: CityGeo
     catalog: DatastreamCatalog
     store: ObservationStore
@@ -61,13 +61,16 @@ class App:
 
 
 def build_app(settings: Settings, *, engine: Engine | None = None) -> App:
-    """Connect to the database (which must be migrated) and assemble the app object."""
+    """Connect to the database (which must be migrated) and the event bus (which must answer),
+    and assemble the app object. The bus's link to other workers starts with the web app."""
     engine = engine or make_engine(settings.database_url)
     check_current(engine)
+    bus = Bus.from_url(settings.bus_url)
+    bus.check()
     with engine.connect() as conn:
         geo = CityGeo.from_db(conn, settings)
-    bus = MemoryBus()
     catalog = DatastreamCatalog()
+    catalog.follow(bus)
     store = ObservationStore(engine, settings.timezone)
     ingest = IngestPipeline(
         engine,

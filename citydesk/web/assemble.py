@@ -10,7 +10,10 @@ from citydesk.web.app import App, build_app, create_asgi
 
 
 def attach_services(app: App, *, simulate: bool = False, sensors: int = 4, rate: float = 1.0) -> None:
-    """Background services in start order: housekeeping, connectors, MQTT, simulator."""
+    """Background services in start order: the bus's link to other workers (first, so that
+    nothing published at start-up stays local; stopped last), housekeeping, connectors, MQTT,
+    simulator."""
+    app.background.append(app.bus)
     app.background.append(Maintenance(app))
     app.background.append(app.latest)
     from citydesk.hub.sources import attach as attach_sources
