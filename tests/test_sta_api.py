@@ -301,9 +301,11 @@ def test_crud_of_every_entity_set(sta: Sta, app: App) -> None:
     assert sta.get(f"/Observations({obs})")["result"] == 13
     assert sta.get(f"/Observations({obs})")["resultQuality"] == "checked"
     assert sta.get(f"/HistoricalLocations({hl})")["time"] == iso(T0 + timedelta(days=1))
-    # PUT is accepted as an update too (frost-sta-client's ``update`` sends the whole entity).
+    # PUT replaces the whole entity (frost-sta-client's ``update`` sends everything it read).
     r = sta.c.put(
-        f"{B}/Things({thing_id})", json={"@iot.id": thing_id, "name": "T3", "description": "x"}, auth=sta.auth
+        f"{B}/Things({thing_id})",
+        json={"@iot.id": thing_id, "name": "T3", "description": "x", "properties": {"k": 2}},
+        auth=sta.auth,
     )
     assert r.status_code == 200, r.text
     assert sta.get(f"/Things({thing_id})")["name"] == "T3"

@@ -324,3 +324,27 @@ def test_anonymous_writes_are_refused_before_any_lookup(world: dict[str, Any], m
         r = c.request(method, path, json={"result": 1} if method != "DELETE" else None)
         assert r.status_code == 401, r.text
         assert r.json()["message"] == "sign-in required"
+
+
+@pytest.mark.parametrize("who", ["anonymous", "official"])
+def test_batch_reads_show_exactly_what_single_reads_show(world: dict[str, Any], who: str) -> None:
+    """Every SensorThings path above, read inside one ``$batch`` (every other one in an atomicity
+    group of its own, which reads in the group's transaction), answers as the single route does for
+    the same caller: a batch is no way around the disclosure rules."""
+    c: TestClient = world["client"]
+    auth = world["auth"] if who == "official" else None
+    urls = [_url(world, p) for _, p, _ in PATHS if not p.startswith("/api/") and "$aggregate" not in p]
+    requests = [
+        {"id": str(i), "method": "get", "url": url.removeprefix(B + "/")}
+        | ({"atomicityGroup": f"g{i}"} if i % 2 else {})
+        for i, url in enumerate(urls)
+    ]
+    r = c.post(f"{B}/$batch", json={"requests": requests}, auth=auth)
+    assert r.status_code == 200, r.text
+    answers = {a["id"]: a for a in r.json()["responses"]}
+    for i, url in enumerate(urls):
+        single = c.get(url, auth=auth)
+        answer = answers[str(i)]
+        assert answer["status"] == single.status_code, (url, answer)
+        expected = single.text if url.endswith("$value") and single.status_code == 200 else single.json()
+        assert answer["body"] == expected, url

@@ -166,6 +166,12 @@ def test_paths_and_functions() -> None:
         ("properties/ (1)", "$filter: expected a property name after '/' at position 13, found '('"),
         ("blob'xx'", "unknown literal type 'blob', expected duration, geography or geometry at position 1"),
         ("", "$filter: expected an expression at position 1, found end of input"),
+        # Not in the SensorThings 1.1 grammar (OData 4.0 Table 22): said so, not just "unexpected".
+        (
+            "name in ('a', 'b')",
+            "$filter: 'in' is OData 4.01, not SensorThings 1.1: write a eq 1 or a eq 2 at position 6",
+        ),
+        ("Datastreams/any(d: d/name eq 'x')", "the lambda operators any and all are not in SensorThings 1.1"),
         ("a eq (" * 40, "nested more than 32 levels deep"),
         (" add ".join(["a"] * 40) + " eq 1", "nested more than 32 levels deep"),
     ],
@@ -423,6 +429,20 @@ FILTERS: list[tuple[str, list[int]]] = [
     ("phenomenonTime add duration'PT9H' ge 2019-03-01T00:00:00Z", [1, 2, 4, 5, 6, 7]),
     ("duration'PT9H' add phenomenonTime lt 2019-03-01T00:00:00Z", [3]),
     ("phenomenonTime sub duration'PT0.5S' eq 2018-12-31T23:59:59Z", [3]),
+    # datetime sub datetime is a duration (OData 4.0 URL Conventions 5.1.1.2.3), to the microsecond
+    ("phenomenonTime sub 2019-03-01T00:00:00Z eq duration'PT0S'", [1, 6]),
+    ("phenomenonTime sub 2019-03-01T00:00:00Z lt duration'-PT8H'", [2, 3]),
+    ("2019-03-01T00:00:00Z sub phenomenonTime eq duration'PT9H'", [2]),
+    ("2019-01-01T00:00:00Z sub phenomenonTime eq duration'PT0.5S'", [3]),
+    ("phenomenonTime sub 2019-07-15T12:30:00Z eq duration'PT0.123456S'", [4]),
+    ("now() sub phenomenonTime gt duration'P365D'", [3]),
+    ("phenomenonTime sub now() gt duration'P500D'", [7]),
+    ("phenomenonTime sub Self/phenomenonTime eq duration'PT0S'", ALL),
+    ("-(phenomenonTime sub 2019-03-01T00:00:00Z) eq duration'PT9H'", [2]),
+    ("phenomenonTime sub 2019-03-01T00:00:00Z add duration'PT9H' eq duration'PT0S'", [2]),
+    ("duration'PT1H' add (phenomenonTime sub phenomenonTime) eq duration'PT1H'", ALL),
+    ("year(phenomenonTime add (2019-03-01T00:00:00Z sub phenomenonTime)) eq 2019", ALL),
+    ("phenomenonTime sub (2019-03-01T00:00:00Z sub duration'PT9H') eq duration'PT0S'", [2]),
     ("phenomenonTime lt '2019-01-01'", [3]),
     ("phenomenonTime eq 2019-03-01", [1, 6]),
     ("phenomenonTime eq 2019-03-01T09:00:00+09:00", [1, 6]),
@@ -481,6 +501,7 @@ ORDERS: list[tuple[str, list[int]]] = [
     ("length(name) desc, id desc", [4, 7, 6, 2, 5, 3, 1]),
     ("geo.distance(location, geography'POINT(127 37.5)')", [4, 7, 1, 5, 3, 6, 2]),
     ("1, result eq null desc, id desc", [7, 6, 5, 4, 3, 2, 1]),
+    ("2020-01-01T00:00:00Z sub phenomenonTime", [7, 5, 4, 1, 6, 2, 3]),
 ]
 
 
@@ -511,6 +532,9 @@ def test_orderby(db: tuple[Engine, Table], orderby: str, expected: list[int]) ->
         ("name/x eq 1", "'name' has no property 'x'"),
         ("properties/a eq phenomenonTime", "cannot compare a JSON property (a) with a datetime"),
         ("2000-01-01T00:00:00+01:00 sub duration'P5000000D' eq now()", "datetime out of range"),
+        ("phenomenonTime sub phenomenonTime eq 5", "cannot compare a duration with a number (5)"),
+        ("phenomenonTime add phenomenonTime eq now()", "cannot add a datetime and a datetime"),
+        ("duration'PT1H' sub phenomenonTime eq now()", "cannot sub a duration and a datetime"),
     ],
 )
 def test_type_errors(flt: str, message: str) -> None:

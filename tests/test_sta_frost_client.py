@@ -3,7 +3,8 @@
 The client is what a city's data team would use; whatever it sends (links by ``@iot.id`` with
 all their other properties, PUT of a whole entity it has read, JSON Patch, dataArrays) and
 whatever it expects (the id in the ``Location`` header, ``@iot.nextLink`` paging, the error
-body) must work as it is. Incompatibilities are fixed on the server, never in the client.
+body) must work as it is. Incompatibilities are fixed on the server, never in the client. (The
+client sends no batch requests: those are tested in ``test_sta_batch``.)
 """
 
 from __future__ import annotations
@@ -141,6 +142,11 @@ def test_frost_client_create_query_page_update_delete(live_server: str, staff: t
     )
     patched = service.things().find(thing.id)
     assert patched.name == "Air-1b" and patched.properties["height"] == 3
+    # ``update`` is a PUT, which replaces: the client leaves empty properties out, so they go.
+    patched.properties = {}
+    service.update(patched)
+    assert "properties" not in requests.get(f"{live_server}/sta/v1.1/Things({thing.id})", timeout=10).json()
+    assert service.things().find(thing.id).name == "Air-1b"
 
     # delete; what is gone is a 404 to the client.
     service.delete(obs)

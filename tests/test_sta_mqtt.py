@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
+from conftest import create_sensor, migrated_engine, port_open
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -23,7 +24,6 @@ from citydesk.hub.sta import service
 from citydesk.hub.sta.mqtt import ORIGIN
 from citydesk.web.app import App, build_app, create_asgi
 from citydesk.web.assemble import attach_services
-from tests.conftest import create_sensor, migrated_engine, port_open
 
 pytestmark = pytest.mark.mqtt
 ADMIN = Principal.for_user(None, "t", Role.ADMIN)

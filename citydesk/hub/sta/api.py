@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import orjson
@@ -11,12 +10,11 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from citydesk.auth import Principal, principal
-from citydesk.errors import BadRequest
-from citydesk.hub.sta import aggregate, service
+from citydesk.hub.sta import aggregate, batch, service
+from citydesk.hub.sta.body import is_json_patch, parse_json
 from citydesk.web.deps import get_app
 
 router = APIRouter(tags=["SensorThings API 1.1"])
-JSON_PATCH = "application/json-patch+json"
 PrincipalDep = Annotated[Principal, Depends(principal)]
 
 
@@ -32,18 +30,18 @@ def base_url(request: Request) -> str:
 
 
 async def _body(request: Request) -> Any:
-    """The JSON body. ``NaN`` and ``Infinity`` (not JSON, but what some loggers write) are read as
-    numbers so that validation can refuse them with its own reason rather than "not JSON"."""
-    raw = await request.body()
-    if not raw.strip():
-        raise BadRequest("the request has no JSON body")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        try:
-            return json.loads(raw)
-        except (ValueError, RecursionError):
-            raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    return parse_json(await request.body())
+
+
+def _answer(outcome: service.Outcome, base: str) -> Response:
+    """An operation's outcome as the HTTP response of a single route."""
+    if outcome.raw and not isinstance(outcome.body, dict | list):
+        return PlainTextResponse("" if outcome.body is None else str(outcome.body))
+    location = outcome.location(base)
+    headers = {"Location": location} if location else None
+    if outcome.body is None:
+        return Response(status_code=outcome.status, headers=headers)
+    return STAResponse(outcome.body, status_code=outcome.status, headers=headers)
 
 
 @router.get("/sta/v1.1", summary="Service root: entity sets and server settings")
@@ -53,14 +51,22 @@ def root(request: Request) -> STAResponse:
 
 
 @router.post("/sta/v1.1/CreateObservations", status_code=201, summary="Create Observations from dataArrays")
-async def create_observations(request: Request, who: PrincipalDep) -> STAResponse:
+async def create_observations(request: Request, who: PrincipalDep) -> Response:
     body = await _body(request)
-    app = get_app(request)
-    base = base_url(request)
-    links = await to_thread.run_sync(service.create_observations, app, who, body, base)
-    # Every 201 names what it created: the first Observation stored (else the collection).
-    first = next((link for link in links if link != "error"), f"{base}/Observations")
-    return STAResponse(links, status_code=201, headers={"Location": first})
+    app, base = get_app(request), base_url(request)
+    return _answer(await to_thread.run_sync(service.create_observations, app, who, body, base), base)
+
+
+@router.post("/sta/v1.1/$batch", summary="Batch requests: JSON (OData 4.01) or multipart/mixed")
+async def batch_requests(request: Request, who: PrincipalDep) -> Response:
+    raw = await request.body()
+    app, headers = get_app(request), request.headers
+    content_type, content = await to_thread.run_sync(
+        lambda: batch.handle(
+            app, who, headers.get("content-type", ""), headers.get("prefer", ""), raw, base_url(request)
+        )
+    )
+    return Response(content, media_type=content_type)
 
 
 @router.get(
@@ -80,41 +86,35 @@ def datastream_aggregate(
 
 @router.get("/sta/v1.1/{path:path}", summary="Read entities, navigation paths, properties, $value and $ref")
 def get_resource(request: Request, path: str, who: PrincipalDep) -> Response:
-    result = service.get(get_app(request), who, path, request.query_params, base_url(request))
-    if isinstance(result, tuple) and result[0] == "raw":
-        value = result[1]
-        if isinstance(value, dict | list):
-            return STAResponse(value)
-        return PlainTextResponse("" if value is None else str(value))
-    return STAResponse(result)
+    base = base_url(request)
+    return _answer(service.read_request(get_app(request), who, path, request.query_params, base), base)
+
+
+async def _write(request: Request, method: str, path: str, who: Principal) -> Response:
+    body = None if method == "DELETE" else await _body(request)
+    json_patch = is_json_patch(request.headers.get("content-type", ""))
+    app, base = get_app(request), base_url(request)
+    outcome = await to_thread.run_sync(
+        lambda: service.request(app, who, method, path, body, base, json_patch=json_patch)
+    )
+    return _answer(outcome, base)
 
 
 @router.post("/sta/v1.1/{path:path}", status_code=201, summary="Create (deep insert) or link with $ref")
 async def post_resource(request: Request, path: str, who: PrincipalDep) -> Response:
-    body = await _body(request)
-    app = get_app(request)
-    if path.rstrip("/").endswith("$ref"):
-        await to_thread.run_sync(service.link, app, who, path, body)
-        return Response(status_code=204)
-    es, ident = await to_thread.run_sync(service.post, app, who, path, body)
-    location = f"{base_url(request)}/{es.name}({ident})"
-    return Response(status_code=201, headers={"Location": location})
+    return await _write(request, "POST", path, who)
 
 
-@router.patch("/sta/v1.1/{path:path}", summary="Update an entity")
-@router.put("/sta/v1.1/{path:path}", include_in_schema=False)
+@router.patch("/sta/v1.1/{path:path}", summary="Update an entity (JSON merge or JSON Patch)")
 async def patch_resource(request: Request, path: str, who: PrincipalDep) -> Response:
-    body = await _body(request)
-    app = get_app(request)
-    if path.rstrip("/").endswith("$ref"):  # PUT Datastreams(1)/Sensor/$ref: re-point a to-one link
-        await to_thread.run_sync(service.link, app, who, path, body)
-        return Response(status_code=204)
-    json_patch = request.headers.get("content-type", "").split(";")[0].strip() == JSON_PATCH
-    await to_thread.run_sync(lambda: service.patch(app, who, path, body, json_patch=json_patch))
-    return Response(status_code=200)
+    return await _write(request, "PATCH", path, who)
+
+
+@router.put("/sta/v1.1/{path:path}", summary="Replace an entity, or re-point a to-one $ref")
+async def put_resource(request: Request, path: str, who: PrincipalDep) -> Response:
+    return await _write(request, "PUT", path, who)
 
 
 @router.delete("/sta/v1.1/{path:path}", summary="Delete an entity, or unlink with $ref")
-def delete_resource(request: Request, path: str, who: PrincipalDep) -> Response:
-    service.delete(get_app(request), who, path)
-    return Response(status_code=200)
+async def delete_resource(request: Request, path: str, who: PrincipalDep) -> Response:
+    return await _write(request, "DELETE", path, who)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Table, select
+from sqlalchemy import ColumnElement, Table, func, select
 
 from citydesk.hub.models import (
     datastream_latest,
@@ -43,6 +43,9 @@ class FieldSpec:
     writable: bool = True
     end_column: str | None = None
     """For intervals (``start/end``) the column of the end."""
+    derived: bool = False
+    """Computed when read, for a page of rows at once (``extent``), not selected with the row;
+    ``column`` (if any) names an expression of ``EntitySet.filterable`` for ``$filter``."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,9 @@ class EntitySet:
     """Stored columns derived by the server (district, h3, ...), not part of the STA model."""
     computed: tuple[tuple[str, ColumnElement[Any]], ...] = field(default=())
     """Read-only columns computed from other tables, selected beside the table's own."""
+    filterable: tuple[tuple[str, ColumnElement[Any]], ...] = field(default=())
+    """Expressions ``$filter`` and ``$orderby`` may use but reads do not select: too costly per row
+    of a page, they are computed for the page as a whole instead (``extent``)."""
 
     def columns(self) -> list[ColumnElement[Any]]:
         """What a read selects: the table's columns plus the computed ones, labelled."""
@@ -86,7 +92,7 @@ class EntitySet:
         return next((r for r in self.relations if r.name == name), None)
 
     def col(self, name: str) -> ColumnElement[Any]:
-        for computed_name, expr in self.computed:
+        for computed_name, expr in (*self.computed, *self.filterable):
             if computed_name == name:
                 return expr
         return self.table.c[name]
@@ -95,6 +101,15 @@ class EntitySet:
 def _latest(column: Any) -> ColumnElement[Any]:
     """A Datastream's extent, kept in ``datastream_latest`` by the store."""
     return select(column).where(datastream_latest.c.datastream_id == datastreams.c.id).scalar_subquery()
+
+
+def _result_time(aggregate: Any) -> ColumnElement[Any]:
+    """An end of a Datastream's resultTime, for ``$filter``: the store keeps no such extent."""
+    return (
+        select(aggregate(observations.c.result_time))
+        .where(observations.c.datastream_id == datastreams.c.id)
+        .scalar_subquery()
+    )
 
 
 def _common(*extra: FieldSpec) -> tuple[FieldSpec, ...]:
@@ -165,13 +180,21 @@ SETS: dict[str, EntitySet] = {
             _common(
                 FieldSpec("unitOfMeasurement", "unit_of_measurement", "json", required=True),
                 FieldSpec("observationType", "observation_type", "string", required=True),
-                FieldSpec("observedArea", "observed_area", "geometry", writable=False),
+                FieldSpec("observedArea", None, "geometry", writable=False, derived=True),
                 FieldSpec(
                     "phenomenonTime",
                     "phenomenon_time_start",
                     "interval",
                     writable=False,
                     end_column="phenomenon_time_end",
+                ),
+                FieldSpec(
+                    "resultTime",
+                    "result_time_start",
+                    "interval",
+                    writable=False,
+                    end_column="result_time_end",
+                    derived=True,
                 ),
                 FieldSpec("properties", "properties", "json"),
             ),
@@ -191,6 +214,10 @@ SETS: dict[str, EntitySet] = {
             (
                 ("phenomenon_time_start", _latest(datastream_latest.c.first_time)),
                 ("phenomenon_time_end", _latest(datastream_latest.c.last_time)),
+            ),
+            (
+                ("result_time_start", _result_time(func.min)),
+                ("result_time_end", _result_time(func.max)),
             ),
         ),
         EntitySet(

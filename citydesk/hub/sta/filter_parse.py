@@ -224,6 +224,10 @@ class _Parser:
                 tok = Token("string", text[i:end], i, value)
             elif "0" <= ch <= "9":
                 tok = self.numeric(i)
+            elif ch == ":":  # only lambda operators would use one
+                raise self.error(
+                    "unexpected ':' (the lambda operators any and all are not in SensorThings 1.1)", i
+                )
             elif not (m := _IDENT_RE.match(text, i)):
                 raise self.error(f"unexpected character {ch!r}", i)
             elif m.end() < len(text) and text[m.end()] == "'":
@@ -433,6 +437,8 @@ def parse_filter(text: str) -> Node:
     if p.tok.kind == "eof":
         raise p.expected("an expression")
     node = p.expression()
+    if p.keyword() == "in":
+        raise p.error("'in' is OData 4.01, not SensorThings 1.1: write a eq 1 or a eq 2", p.tok.pos)
     if p.tok.kind != "eof":
         raise p.expected("an operator or end of expression")
     return p.check_depth(node)

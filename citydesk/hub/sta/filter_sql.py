@@ -159,6 +159,8 @@ class _Compiler:
                 return _Val("bool", node.pos, expr=not_(self.boolean(v, "not")))
             if v.lit and v.kind == "number":
                 return _number(node.pos, -v.value)
+            if v.kind == "duration":
+                return _Val("duration", node.pos, expr=-self.span(v))
             a = self.num(v, "'-'")[0]
             return _Val("number", node.pos, expr=-cast(a, sa.Numeric) if self.pg else -a, numeric=self.pg)
         left, right = self.value(node.left), self.value(node.right)
@@ -336,6 +338,8 @@ class _Compiler:
             return fn(self.temporal(left, target, op), self.temporal(right, target, op))
         if target == "duration" and left.lit and right.lit:
             return true() if fn(left.value, right.value) else false()
+        if target == "duration":
+            return fn(self.span(left), self.span(right))
         raise self.mismatch(left, right, pos)
 
     def arith(self, op: str, left: _Val, right: _Val, pos: int) -> _Val:
@@ -360,24 +364,58 @@ class _Compiler:
         return _Val("number", pos, expr=_OPS[op](a, b) if expr is None else expr)
 
     def time_arith(self, op: str, left: _Val, right: _Val, pos: int) -> _Val:
+        """``datetime add/sub duration``, ``duration add/sub duration`` and ``datetime sub datetime``
+        (a duration), as OData 4.0 URL Conventions §5.1.1.2 define them. Literals fold here; a
+        duration expression is an ``interval`` on PostgreSQL and a number of seconds on SQLite."""
         kinds = (left.kind, right.kind)
+        if op == "sub" and kinds == ("datetime", "datetime"):
+            if left.lit and right.lit:
+                return _Val("duration", pos, value=left.value - right.value)
+            return _Val("duration", pos, expr=self.elapsed(left, right, op))
         if op in ("add", "sub") and kinds == ("duration", "duration"):
-            return _Val("duration", pos, value=_OPS[op](left.value, right.value))
+            if left.lit and right.lit:
+                return _Val("duration", pos, value=_OPS[op](left.value, right.value))
+            return _Val("duration", pos, expr=_OPS[op](self.span(left), self.span(right)))
         if op == "add" and kinds == ("duration", "datetime"):
             left, right = right, left
         elif not (op in ("add", "sub") and kinds == ("datetime", "duration")):
             raise self.err(f"cannot {op} {self.describe(left)} and {self.describe(right)}", pos)
-        delta: timedelta = right.value if op == "add" else -right.value
-        if left.expr is None:
+        if left.lit and right.lit:
             try:
-                return _Val("datetime", pos, value=left.value + delta)
+                return _Val("datetime", pos, value=_OPS[op](left.value, right.value))
             except OverflowError:
                 raise self.err("datetime out of range", pos) from None
+        start = self.temporal(left, "datetime", op)
         if self.pg:
-            return _Val("datetime", pos, expr=left.expr + literal(delta, sa.Interval()))
-        seconds = f"{delta.total_seconds():+.6f} seconds"  # SQLite keeps milliseconds; pad to six digits
-        shifted = func.strftime("%Y-%m-%d %H:%M:%f", left.expr, seconds, type_=sa.Text())
+            return _Val("datetime", pos, expr=_OPS[op](start, self.span(right)))
+        # SQLite shifts by a "+N.NNNNNN seconds" modifier; it keeps milliseconds, padded to six digits.
+        if right.lit:
+            delta: timedelta = right.value if op == "add" else -right.value
+            seconds: SQL = _const(f"'{delta.total_seconds():+.6f} seconds'")
+        else:
+            signed = self.span(right) if op == "add" else -self.span(right)
+            seconds = func.printf(_const("'%+.6f seconds'"), signed, type_=sa.Text())
+        shifted = func.strftime("%Y-%m-%d %H:%M:%f", start, seconds, type_=sa.Text())
         return _Val("datetime", pos, expr=shifted.concat(_const("'000'")))
+
+    def span(self, v: _Val) -> SQL:
+        """A duration as SQL: an ``interval`` on PostgreSQL, seconds on SQLite."""
+        if v.expr is not None:
+            return v.expr
+        if self.pg:
+            return literal(v.value, sa.Interval())
+        return literal(v.value.total_seconds(), sa.Float())
+
+    def elapsed(self, left: _Val, right: _Val, ctx: str) -> SQL:
+        """``left - right`` for two datetimes, as a duration (``span``). SQLite stores UTC text
+        ``YYYY-MM-DD HH:MM:SS.ffffff``: whole epoch seconds and the fraction are subtracted apart,
+        so that microseconds survive the doubles."""
+        a, b = self.temporal(left, "datetime", ctx), self.temporal(right, "datetime", ctx)
+        if self.pg:
+            return sa.type_coerce(a - b, sa.Interval())
+        whole = cast(func.strftime("%s", a), sa.Integer) - cast(func.strftime("%s", b), sa.Integer)
+        fraction = cast(func.substr(a, 20), sa.Float) - cast(func.substr(b, 20), sa.Float)
+        return sa.type_coerce(whole + fraction, sa.Float())
 
     def call(self, node: fp.Call) -> _Val:
         name, pos = node.name, node.pos
@@ -489,7 +527,7 @@ class _Compiler:
     def sort_keys(self, v: _Val) -> list[SQL]:
         if v.expr is None:
             return []  # a constant orders nothing (and a bare number would mean a column index)
-        if v.kind in ("number", "id", "string", "datetime", "date", "time", "bool"):
+        if v.kind in ("number", "id", "string", "datetime", "date", "time", "bool", "duration"):
             return [v.expr]
         if v.kind == "result":
             return [v.expr] + ([self.json(v.alt, (), "string")] if v.alt is not None else [])

@@ -24,7 +24,7 @@ def _object(value: Any, name: str) -> dict[str, Any]:
     return value
 
 
-def _positions(geom: dict[str, Any], name: str) -> Iterator[tuple[float, float]]:
+def positions(geom: dict[str, Any], name: str) -> Iterator[tuple[float, float]]:
     """Every (lon, lat) of a GeoJSON geometry, checking its structure on the way."""
     kind = geom.get("type")
     if kind == "GeometryCollection":
@@ -32,7 +32,7 @@ def _positions(geom: dict[str, Any], name: str) -> Iterator[tuple[float, float]]
         if not isinstance(parts, list):
             raise ValidationFailed(f"{name}: a GeometryCollection needs a list of geometries")
         for part in parts:
-            yield from _positions(_object(part, name), name)
+            yield from positions(_object(part, name), name)
         return
     depth = GEOMETRY_DEPTH.get(str(kind))
     if depth is None:
@@ -67,12 +67,12 @@ def check_geometry(geo: CityLocator, value: dict[str, Any], name: str) -> None:
             return
         _object(value["geometry"], name)
     geom = geometry_of(value)
-    positions = list(_positions(geom, name))
-    if not positions:
+    points = list(positions(geom, name))
+    if not points:
         raise ValidationFailed(f"{name}: an empty geometry has no place in the city")
     if geom.get("type") in ("Point", "MultiPoint"):
-        outside = next(((lon, lat) for lon, lat in positions if not geo.in_city(lon, lat)), None)
+        outside = next(((lon, lat) for lon, lat in points if not geo.in_city(lon, lat)), None)
     else:
-        outside = None if geo.district_of_geometry(geom) is not None else positions[0]
+        outside = None if geo.district_of_geometry(geom) is not None else points[0]
     if outside is not None:
         raise ValidationFailed(f"{name}: position {outside[0]:.5f},{outside[1]:.5f} is outside the city")

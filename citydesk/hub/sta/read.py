@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Connection, Select, func, literal_column, 
 from sqlalchemy.exc import CompileError
 
 from citydesk.errors import InvalidQuery, NotFound
+from citydesk.hub.sta import extent
 from citydesk.hub.sta.access import visible
 from citydesk.hub.sta.entities import SETS, EntitySet, Relation
 from citydesk.hub.sta.filter_sql import compile_filter, compile_order
@@ -195,6 +196,10 @@ def read_property(ctx: ReadContext, path: ResourcePath) -> Any:
         return row._mapping["id"]
     spec = es.field(path.attribute)
     assert spec is not None
+    if spec.derived:
+        item: dict[str, Any] = {}
+        extent.fill(ctx.conn, ctx.levels, [row._mapping["id"]], [item], [spec.name])
+        return item.get(spec.name)
     return field_value(spec, row)
 
 
@@ -203,6 +208,8 @@ def render(ctx: ReadContext, es: EntitySet, rows: list[Any], q: Query) -> list[d
     select_fields = q.select
     ctx.note(es, rows)
     items = [entity_json(es, r, ctx.base, select_fields) for r in rows]
+    derived = [f.name for f in es.fields if f.derived and (select_fields is None or f.name in select_fields)]
+    extent.fill(ctx.conn, ctx.levels, [r._mapping["id"] for r in rows], items, derived)
     for exp in q.expand:
         expand_into(ctx, es, rows, items, exp)
     return items

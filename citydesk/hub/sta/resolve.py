@@ -39,6 +39,10 @@ class EntityResolver:
         if head in ("id", "@iot.id"):
             return Operand(es.col("id"), "id"), 1
         spec = es.field(head)
+        if spec is not None and spec.column is None:
+            raise InvalidQuery(
+                f"{es.singular}.{head} is computed when read and cannot be filtered or sorted on"
+            )
         if spec is not None and spec.column is not None:
             if spec.kind == "result":
                 return Operand(es.col("result_number"), "result", alt=es.col("result_json")), 1

@@ -22,6 +22,13 @@ def iso(t: datetime | None) -> str | None:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def interval(start: datetime | None, end: datetime | None) -> str | None:
+    """An ISO 8601 interval ``start/end``; an instant when it has no length."""
+    if start is None:
+        return None
+    return iso(start) if end is None or end == start else f"{iso(start)}/{iso(end)}"
+
+
 def field_value(spec: FieldSpec, row: Row[Any]) -> Any:
     m = row._mapping
     if spec.kind == "result":
@@ -32,10 +39,7 @@ def field_value(spec: FieldSpec, row: Row[Any]) -> Any:
         return m["result_json"]
     value = m[spec.column] if spec.column else None
     if spec.kind == "interval":
-        end = m[spec.end_column] if spec.end_column else None
-        if value is None:
-            return None
-        return iso(value) if end is None or end == value else f"{iso(value)}/{iso(end)}"
+        return interval(value, m[spec.end_column] if spec.end_column else None)
     if spec.kind == "datetime":
         return iso(value)
     return value
@@ -54,7 +58,7 @@ def entity_json(es: EntitySet, row: Row[Any], base: str, select: list[str] | Non
     if select is None or "selfLink" in select:
         out.update(links(base, es, ident))
     for spec in es.fields:
-        if select is not None and spec.name not in select:
+        if spec.derived or (select is not None and spec.name not in select):
             continue
         value = field_value(spec, row)
         if value is None and (es.name, spec.name) not in ALWAYS_SHOWN:

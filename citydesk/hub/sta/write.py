@@ -123,8 +123,11 @@ def _column_value(es: EntitySet, spec: FieldSpec, value: Any) -> dict[str, Any]:
 
 
 def _fields(es: EntitySet, payload: dict[str, Any], *, partial: bool) -> dict[str, Any]:
-    """Column values for the JSON properties given. Properties the server computes (a Datastream's
-    ``phenomenonTime``, ...) are ignored: clients that PUT back what they read send them."""
+    """Column values for the JSON properties given; unless ``partial``, every other property too:
+    its default (null, or an empty description), or a refusal if it is required. That is a create,
+    and a PUT, which replaces the entity (OData 4.0 Protocol 11.4.3, SensorThings 1.1 §10.3).
+    Properties the server computes (a Datastream's ``phenomenonTime``, ...) are ignored: clients
+    that PUT back what they read send them."""
     values: dict[str, Any] = {}
     for key in payload:
         if "@" in key or key in ("id",) or es.relation(key) is not None:
@@ -136,10 +139,8 @@ def _fields(es: EntitySet, payload: dict[str, Any], *, partial: bool) -> dict[st
             continue
         if spec.name in payload:
             values.update(_column_value(es, spec, payload[spec.name]))
-        elif spec.required and not partial:
-            raise ValidationFailed(f"{es.singular}.{spec.name} is required")
-        elif spec.name == "description" and not partial:
-            values["description"] = ""
+        elif not partial:
+            values.update(_column_value(es, spec, None))
     return values
 
 
@@ -279,7 +280,10 @@ def _after_write(ctx: WriteContext, es: EntitySet, ident: int, body: dict[str, A
 
 
 def finish(ctx: WriteContext) -> None:
-    """After a write: HistoricalLocations for Things whose Locations changed, districts refreshed."""
+    """After a write: HistoricalLocations for Things whose Locations changed, districts refreshed.
+
+    The Things are then forgotten, so that the next write of the same transaction (a batch's
+    atomicity group) does not record them again."""
     for thing_id in sorted(ctx.touched_things):
         linked = select(thing_locations.c.location_id).where(thing_locations.c.thing_id == thing_id)
         loc_ids = list(ctx.conn.execute(linked).scalars())
@@ -300,17 +304,24 @@ def finish(ctx: WriteContext) -> None:
             .where(datastreams.c.thing_id == thing_id)
             .values(district_code=_thing_district(ctx, thing_id))
         )
+    ctx.touched_things.clear()
 
 
-def patch(ctx: WriteContext, es: EntitySet, ident: int, payload: Any) -> None:
-    """Update the given properties and relations of one entity.
+def update_entity(
+    ctx: WriteContext, es: EntitySet, ident: int, payload: Any, *, replace: bool = False
+) -> None:
+    """Update one entity: PATCH merges the properties given; PUT (``replace``) replaces them all,
+    resetting the ones left out to their defaults and refusing the request if a required one is
+    missing. Derived columns (disclosure, family) change only when ``properties`` names them, so a
+    replace never quietly lowers a disclosure level.
 
-    A to-one relation is re-pointed; a many-to-many list (``Thing.Locations``) replaces the links;
-    a to-many list (``Thing.Datastreams``) attaches the entities given, creating new ones.
+    Relations are the same for both: a to-one relation is re-pointed; a many-to-many list
+    (``Thing.Locations``) replaces the links; a to-many list (``Thing.Datastreams``) attaches the
+    entities given, creating new ones; relations left out are kept.
     """
     body = as_object(payload, es.singular)
     check_exists(ctx, es, ident)
-    values = _fields(es, body, partial=True)
+    values = _fields(es, body, partial=not replace)
     _derived(ctx, es, values)
     if values:
         ctx.conn.execute(update(es.table).where(es.col("id") == ident).values(**values))

@@ -131,15 +131,27 @@ def prevalidate(ctx: WriteContext, records: list[ObservationIn]) -> None:
         raise ValidationFailed(reason)
 
 
-def patch_observation(
+def update_observation(
     ctx: WriteContext,
     ident: int,
     body: dict[str, Any],
     facts: DatastreamFacts,
     repair: Callable[[int, list[datetime]], None],
+    *,
+    replace: bool = False,
 ) -> None:
-    """Update one Observation in place, then rebuild the rollup buckets it left and entered."""
+    """Update one Observation in place, then rebuild the rollup buckets it left and entered.
+
+    PATCH changes what the body names; PUT (``replace``) also clears the optional properties it
+    leaves out. ``phenomenonTime`` is required by a PUT: the server fills it in only on create,
+    and moving a reading to "now" because a client left it out would falsify it.
+    """
     _unknown_keys(body, (*PATCHABLE, "Datastream", "FeatureOfInterest"))
+    if replace:
+        missing = next((name for name in ("result", "phenomenonTime") if body.get(name) is None), None)
+        if missing is not None:
+            raise ValidationFailed(f"Observation.{missing} is required")
+        body = {**dict.fromkeys(PATCHABLE), **body}
     old = ctx.conn.execute(select(observations).where(observations.c.id == ident)).one()
     values: dict[str, Any] = {}
     if "phenomenonTime" in body:
