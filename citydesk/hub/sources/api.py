@@ -41,8 +41,12 @@ def next_url(request: Request, token: str | None) -> str | None:
 
 @router.get("/connectors", summary="Connector kinds with their config schema and strings")
 def connectors(request: Request, who: Staff) -> dict[str, Any]:
-    registry = runner_of(get_app(request)).registry
-    return {"connectors": [registry.describe(kind) for kind in registry.kinds()]}
+    return service.connectors_listing(runner_of(get_app(request)).registry)
+
+
+@router.get("/connectors/{kind}", summary="One connector kind: the schema its source form is made from")
+def connector(request: Request, kind: str, who: Staff) -> dict[str, Any]:
+    return service.describe_kind(runner_of(get_app(request)).registry, kind)
 
 
 @router.get("/sources", summary="Sources with their status")
@@ -61,31 +65,19 @@ async def create_source(request: Request, body: SourceIn, who: Manager) -> dict[
 @router.get("/sources/{source_id}", summary="One source with its status")
 def get_source(request: Request, source_id: int, who: Staff) -> dict[str, Any]:
     app = get_app(request)
-    return service.source_json(runner_of(app).registry, service.get_source(app.engine, source_id))
+    return service.source_detail(app.engine, runner_of(app).registry, source_id)
 
 
-@router.patch("/sources/{source_id}", summary="Change, enable or disable a source")
+@router.patch("/sources/{source_id}", summary="Change, enable or disable a source (a new config is checked)")
 async def update_source(request: Request, source_id: int, body: SourcePatch, who: Manager) -> dict[str, Any]:
-    app = get_app(request)
-    runner = runner_of(app)
-    current = await asyncio.to_thread(service.get_source, app.engine, source_id)
-    http, own = await runner.client()
-    try:
-        source = await service.update_source(
-            app.engine, runner.registry, source_id, body, ctx=runner.context(current, http)
-        )
-    finally:
-        if own:
-            await http.aclose()
-    await runner.refresh(source_id)
+    runner = runner_of(get_app(request))
+    source = await runner.update(source_id, body)
     return service.source_json(runner.registry, source)
 
 
 @router.delete("/sources/{source_id}", status_code=204, summary="Delete a source (its quarantine stays)")
 async def delete_source(request: Request, source_id: int, who: Manager) -> Response:
-    app = get_app(request)
-    await asyncio.to_thread(service.delete_source, app.engine, source_id)
-    await runner_of(app).refresh(source_id)
+    await runner_of(get_app(request)).delete(source_id)
     return Response(status_code=204)
 
 

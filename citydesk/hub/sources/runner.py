@@ -1,6 +1,11 @@
 """The source runner: polls each enabled poll source on its interval and keeps each stream running.
 
 Each source has its own asyncio task, so a source that hangs or fails never holds up another.
+Sources are added, changed and removed only through this runner (``create``, ``update``,
+``delete``; the API and the staff pages share them), which restarts the source's task in this
+process at once. Every other worker (``serve --workers N``, other servers on the same database)
+notices within ``rescan_seconds``: ``rescan`` compares each running task with the source as stored
+and starts, restarts or stops it.
 The contract with connectors is enforced here: every batch a connector yields is stored through
 ``app.ingest.ingest(..., dedupe=True)`` in a worker thread, and only then is the generator resumed
 (so code after ``yield`` may acknowledge its sender). A failing source is retried with capped
@@ -27,7 +32,7 @@ from citydesk.hub.connectors.registry import ConnectorRegistry
 from citydesk.hub.records import Batch, IngestResult, ObservationIn, Rejected
 from citydesk.hub.sources import service
 from citydesk.hub.sources.slots import SlotClaims
-from citydesk.hub.sources.types import RunOutcome, Source, SourceIn, SourceState
+from citydesk.hub.sources.types import RunOutcome, Source, SourceIn, SourcePatch, SourceState
 
 if TYPE_CHECKING:
     from citydesk.web.app import App
@@ -49,6 +54,11 @@ class Backoff:
 
 def _default_http() -> httpx.AsyncClient:
     return httpx.AsyncClient(follow_redirects=True, headers={"User-Agent": "citydesk-connector/0.1"})
+
+
+def _definition(source: Source) -> tuple[Any, ...]:
+    """What a source's task was started with: when any of it changes, the task must restart."""
+    return (source.name, source.kind, source.enabled, source.interval_seconds, source.config)
 
 
 @dataclass
@@ -84,6 +94,9 @@ class SourceRunner:
         self.stream_flush_seconds = stream_flush_seconds
         self.http: httpx.AsyncClient | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._definitions: dict[int, tuple[Any, ...]] = {}
+        self._changing = asyncio.Lock()
+        """Held while tasks are started or stopped, so two changes of one source never leave two tasks."""
         self.slots = SlotClaims(app.engine)
         self._held: dict[int, _Holding] = {}
         self.claim_retry_seconds = claim_retry_seconds
@@ -100,17 +113,23 @@ class SourceRunner:
         self._scanner = asyncio.create_task(self._rescan_loop(), name="source-rescan")
 
     async def rescan(self) -> None:
-        """Run sources created elsewhere, stop deleted or disabled ones.
+        """Run sources created elsewhere, restart changed ones, stop deleted or disabled ones.
 
-        The API refreshes the worker that handled the change at once; the other workers (and other
-        servers on the same database) learn of it here, every ``rescan_seconds``.
+        The worker that handled a change restarts the source at once; the other workers (and other
+        servers on the same database) learn of it here, every ``rescan_seconds``. A task that died
+        (a database error it could not ride out) is restarted here too.
         """
         current = {s.id: s for s in await asyncio.to_thread(service.list_sources, self.app.engine)}
-        for source_id in [i for i in self._tasks if i not in current or not current[i].enabled]:
-            await self.refresh(source_id)
-        for source in current.values():
-            if source.enabled and source.id not in self._tasks:
-                self._launch(source)
+        async with self._changing:
+            for source_id, task in list(self._tasks.items()):
+                source = current.get(source_id)
+                if task.done() and not task.cancelled() and (died := task.exception()) is not None:
+                    log.error("source %s stopped on an error; restarting it", source_id, exc_info=died)
+                if task.done() or source is None or self._definitions.get(source_id) != _definition(source):
+                    await self._restart(source_id, source)
+            for source in current.values():
+                if source.id not in self._tasks:
+                    self._launch(source)
 
     async def _rescan_loop(self) -> None:
         while True:
@@ -131,23 +150,34 @@ class SourceRunner:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        self._definitions.clear()
         if self.http is not None:
             await self.http.aclose()
             self.http = None
 
     async def refresh(self, source_id: int) -> None:
-        """Pick up a created, changed, disabled or deleted source (the API calls this after a change)."""
+        """Pick up a created, changed, disabled or deleted source in this process, at once."""
+        if not self._started:  # nothing runs here yet; ``start`` reads every source
+            return
+        async with self._changing:
+            try:
+                source = await asyncio.to_thread(service.get_source, self.app.engine, source_id)
+            except NotFound:  # deleted: nothing to run
+                source = None
+            await self._restart(source_id, source)
+
+    async def _restart(self, source_id: int, source: Source | None) -> None:
+        """Stop the source's task, if any, and start it again as ``source`` says (None: gone)."""
+        await self._stop_task(source_id)
+        if source is not None:
+            self._launch(source)
+
+    async def _stop_task(self, source_id: int) -> None:
         task = self._tasks.pop(source_id, None)
+        self._definitions.pop(source_id, None)
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        if not self._started:
-            return
-        try:
-            source = await asyncio.to_thread(service.get_source, self.app.engine, source_id)
-        except NotFound:  # deleted: nothing to run
-            return
-        self._launch(source)
 
     @property
     def state(self) -> str:
@@ -157,7 +187,7 @@ class SourceRunner:
         return sorted(i for i, t in self._tasks.items() if not t.done())
 
     def _launch(self, source: Source) -> None:
-        if not source.enabled:
+        if not source.enabled or not self._started:
             return
         try:
             mode = self.registry.manifest(source.kind).mode
@@ -169,6 +199,7 @@ class SourceRunner:
         self._tasks[source.id] = asyncio.create_task(
             self._supervise(source.id, mode, consumers), name=f"source-{source.id}-{source.name}"
         )
+        self._definitions[source.id] = _definition(source)
 
     async def _supervise(self, source_id: int, mode: str, consumers: int) -> None:
         """Run the source's consumers, each only while this process holds its slot (see slots)."""
@@ -227,6 +258,28 @@ class SourceRunner:
                 await http.aclose()
         await self.refresh(source.id)
         return source
+
+    async def update(self, source_id: int, patch: SourcePatch) -> Source:
+        """Change, enable or disable a source (a changed config is checked first), then restart it."""
+        current = await asyncio.to_thread(service.get_source, self.app.engine, source_id)
+        http, own = await self.client()
+        try:
+            ctx = self.context(current, http)
+            source = await service.update_source(self.app.engine, self.registry, source_id, patch, ctx=ctx)
+        finally:
+            if own:
+                await http.aclose()
+        await self.refresh(source_id)
+        return source
+
+    async def delete(self, source_id: int) -> None:
+        """Stop the source here, then delete it (its quarantine stays); other workers stop it on rescan.
+
+        Stopping first means this process never records a run of a source that is gone. Should the
+        delete fail, the next rescan finds the source still there and starts it again."""
+        async with self._changing:
+            await self._stop_task(source_id)
+            await asyncio.to_thread(service.delete_source, self.app.engine, source_id)
 
     async def client(self) -> tuple[httpx.AsyncClient, bool]:
         """The shared HTTP client when started, else a fresh one the caller must close (True)."""

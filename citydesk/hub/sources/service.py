@@ -142,9 +142,26 @@ def source_json(registry: ConnectorRegistry, source: Source) -> dict[str, Any]:
     }
 
 
+def source_detail(engine: Engine, registry: ConnectorRegistry, source_id: int) -> dict[str, Any]:
+    """``GET /api/hub/sources/{id}`` and the source's edit page (secrets masked); 404 if unknown."""
+    return source_json(registry, get_source(engine, source_id))
+
+
 def sources_listing(engine: Engine, registry: ConnectorRegistry) -> dict[str, Any]:
     """``GET /api/hub/sources`` and the ``/hub/sources`` page: every source with its status."""
     return {"sources": [source_json(registry, s) for s in list_sources(engine)]}
+
+
+def connectors_listing(registry: ConnectorRegistry) -> dict[str, Any]:
+    """``GET /api/hub/connectors`` and the page where staff pick the kind of a new source."""
+    return {"connectors": [registry.describe(kind) for kind in registry.kinds()]}
+
+
+def describe_kind(registry: ConnectorRegistry, kind: str) -> dict[str, Any]:
+    """``GET /api/hub/connectors/{kind}`` and the source form generated from it; 404 if unknown."""
+    if kind not in registry.kinds():
+        raise NotFound(f"no connector kind {kind!r}", details={"known": registry.kinds()})
+    return registry.describe(kind)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -196,6 +213,21 @@ def list_quarantine(
 
 
 # -- writing -----------------------------------------------------------------------------------
+class CheckFailed(ValidationFailed):
+    """The connector's ``check`` could not reach its source or did not like what it found.
+
+    A ``ValidationFailed`` (400 in the API) whose ``reason`` is the connector's own message, so the
+    form can show just that, without the API's framing.
+    """
+
+    def __init__(self, kind: str, error: ConnectorError) -> None:
+        super().__init__(
+            f"the {kind} source failed its check: {error.message}",
+            details={"check": error.message, "connector": error.details},
+        )
+        self.reason = error.message
+
+
 def _merge_secrets(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """A masked value sent back means "unchanged": keep the stored secret."""
     return {k: old.get(k) if v == MASK else v for k, v in new.items()}
@@ -215,10 +247,7 @@ async def _checked(
     try:
         await registry.connector(kind).check(config, ctx)
     except ConnectorError as exc:
-        raise ValidationFailed(
-            f"the {kind} source failed its check: {exc.message}",
-            details={"check": exc.message, "connector": exc.details},
-        ) from None
+        raise CheckFailed(kind, exc) from None
     return config.stored()
 
 
@@ -230,12 +259,18 @@ def _name_free(conn: Connection, name: str, but: int | None = None) -> None:
         raise Conflict(f"a source named {name!r} already exists")
 
 
+def _name_free_now(engine: Engine, name: str, but: int | None = None) -> None:
+    """Refuse a taken name before connecting: a duplicate should not cost a connection check.
+    (Saving checks again, in its transaction, and the unique index has the last word.)"""
+    with _read(engine) as conn:
+        _name_free(conn, name, but)
+
+
 async def create_source(
     engine: Engine, registry: ConnectorRegistry, spec: SourceIn, *, now: datetime, ctx: RunContext
 ) -> Source:
     """Validate, check (connect) and save a new source; ``Conflict`` if the name is taken."""
-    with _read(engine) as conn:
-        _name_free(conn, spec.name)
+    await asyncio.to_thread(_name_free_now, engine, spec.name)
     stored = await _checked(registry, spec.kind, spec.config, ctx)
 
     def save() -> int:
@@ -266,13 +301,16 @@ async def create_source(
 async def update_source(
     engine: Engine, registry: ConnectorRegistry, source_id: int, patch: SourcePatch, *, ctx: RunContext
 ) -> Source:
-    """Change a source; a changed config is validated and checked again before it is saved."""
-    current = get_source(engine, source_id)
+    """Change a source; a changed config is validated and checked again before it is saved.
+
+    A secret sent back as ``MASK`` keeps the stored one. The caller (``SourceRunner.update``)
+    restarts the source's task, since a running poll or stream holds the config it started with.
+    """
+    current = await asyncio.to_thread(get_source, engine, source_id)
     values: dict[str, Any] = {}
-    if patch.name is not None and patch.name.strip() != current.name:
-        with _read(engine) as conn:
-            _name_free(conn, patch.name.strip(), but=source_id)
-        values["name"] = patch.name.strip()
+    if patch.name is not None and patch.name != current.name:
+        await asyncio.to_thread(_name_free_now, engine, patch.name, source_id)
+        values["name"] = patch.name
     if patch.config is not None:
         merged = _merge_secrets(current.config, patch.config)
         if merged != current.config:
@@ -330,11 +368,16 @@ def record_run(
     engine: Engine, source_id: int, outcome: RunOutcome, *, now: datetime, state: SourceState | None = None
 ) -> None:
     """Add a run to the source's status. A failure keeps ``last_error_at`` at the start of its streak
-    (unless the message changes), so the page says "failing since", not "failed a moment ago"."""
+    (unless the message changes), so the page says "failing since", not "failed a moment ago".
+
+    A source deleted while it ran (another worker stops its task within the rescan interval) is
+    not brought back: its run is simply not recorded."""
     s = source_status.c
     with engine.begin() as conn:
         row = conn.execute(select(source_status).where(s.source_id == source_id)).first()
         if row is None:
+            if conn.execute(select(sources.c.id).where(sources.c.id == source_id)).first() is None:
+                return
             conn.execute(insert(source_status).values(source_id=source_id))
             row = conn.execute(select(source_status).where(s.source_id == source_id)).one()
         values: dict[str, Any] = {

@@ -23,6 +23,13 @@ class SourceState(StrEnum):
     FAILING = "failing"
 
 
+def _name(value: str | None) -> str | None:
+    """Names are compared as shown, so surrounding blanks are dropped and a blank name refused."""
+    if value is not None and not value.strip():
+        raise ValueError("a name is required")
+    return None if value is None else value.strip()
+
+
 class SourceIn(BaseModel):
     """A new source as staff submit it (API body and form)."""
 
@@ -33,12 +40,7 @@ class SourceIn(BaseModel):
     enabled: bool = True
     disclosure: Disclosure = Disclosure.INTERNAL
 
-    @field_validator("name")
-    @classmethod
-    def _strip(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("a name is required")
-        return value.strip()
+    _strip = field_validator("name")(_name)
 
 
 class SourcePatch(BaseModel):
@@ -50,6 +52,8 @@ class SourcePatch(BaseModel):
     enabled: bool | None = None
     disclosure: Disclosure | None = None
     reset_cursor: bool = False
+
+    _strip = field_validator("name")(_name)
 
 
 @dataclass(frozen=True)

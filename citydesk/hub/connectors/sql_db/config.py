@@ -18,7 +18,10 @@ _READ_START = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
 class SqlDbConfig(ConnectorConfig):
     url: str = Field(description="SQLAlchemy URL without the password, e.g. postgresql://reader@db/air")
     password: Secret | None = Field(default=None, description="kept secret: never shown back")
-    query: str = Field(description="one SELECT (or WITH ... SELECT); may use :cursor")
+    query: str = Field(
+        description="one SELECT (or WITH ... SELECT); may use :cursor",
+        json_schema_extra={"format": "multiline"},
+    )
     cursor_column: str | None = Field(
         default=None, description="a unique, increasing column (e.g. id): each run takes only newer rows"
     )
