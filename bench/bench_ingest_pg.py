@@ -20,6 +20,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import create_datastreams, data_array_bodies, fresh_postgres, make_app, post_all
+from cpu import cpu_use, report
 from server import serving
 
 TOTAL = int(os.environ.get("BENCH_OBSERVATIONS", "300000"))
@@ -88,7 +89,8 @@ def main() -> None:
         auth = (USER, PASSWORD)
         post_all(base, auth, payloads[:1], 1)  # warm up both workers' connections and caches
         rest = payloads[1:]
-        api_s, errors = post_all(base, auth, rest, CLIENTS)
+        with cpu_use() as use:
+            api_s, errors = post_all(base, auth, rest, CLIENTS)
     api_rate = (len(rest) * BATCH) / api_s
     stored = (
         psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
@@ -109,6 +111,7 @@ def main() -> None:
         f"API / batched COPY = {api_rate / copy_rate:.2f}   API / single COPY = {api_rate / single_rate:.2f}"
     )
     print(f"rows stored by the API: {stored[0] if stored else 0:,} (expected {n:,})")
+    print(report(use, len(rest) * BATCH))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ datastream when the SensorThings layer changes it; everything here can be rebuil
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, Engine, select
@@ -35,15 +37,31 @@ class DatastreamFacts:
 
 
 class DatastreamCatalog:
-    """Thread-safe cache of ``DatastreamFacts`` keyed by datastream id."""
+    """Thread-safe cache of ``DatastreamFacts`` keyed by datastream id.
 
-    def __init__(self) -> None:
+    Changes made in this process are forgotten at once, other workers' changes when their bus
+    event arrives (``follow``). Without a shared bus those events never come, so the whole cache
+    is also dropped every ``max_age`` seconds: another worker's edit is seen within that time.
+    """
+
+    def __init__(self, max_age: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._facts: dict[int, DatastreamFacts] = {}
         self._lock = threading.Lock()
+        self.max_age = max_age
+        self._clock = clock
+        self._since = clock()
+
+    def _expire(self) -> None:
+        """Called with the lock held."""
+        now = self._clock()
+        if now - self._since > self.max_age:
+            self._facts.clear()
+            self._since = now
 
     def get_many(self, conn: Connection, ids: set[int]) -> dict[int, DatastreamFacts]:
         """Facts for the known ids among ``ids``; unknown ids are simply absent."""
         with self._lock:
+            self._expire()
             found = {i: self._facts[i] for i in ids if i in self._facts}
         missing = ids - found.keys()
         if missing:
@@ -56,6 +74,7 @@ class DatastreamCatalog:
     def lookup(self, engine: Engine, ids: set[int]) -> dict[int, DatastreamFacts]:
         """``get_many`` that opens a connection only when something is not cached yet."""
         with self._lock:
+            self._expire()
             if ids <= self._facts.keys():
                 return {i: self._facts[i] for i in ids}
         with engine.connect().execution_options(read_only=True) as conn:

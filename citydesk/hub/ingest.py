@@ -21,7 +21,7 @@ from citydesk.hub.catalog import DatastreamCatalog
 from citydesk.hub.features import Locator, foi_for_feature, foi_for_thing, geometry_of, point_of
 from citydesk.hub.models import quarantine
 from citydesk.hub.records import IngestResult, ObservationIn, Rejected, StoredObservation
-from citydesk.hub.store import ObservationStore, PartitionMissing
+from citydesk.hub.store import DatastreamGone, ObservationStore, WriteAgain
 from citydesk.hub.validate import validate
 
 log = logging.getLogger(__name__)
@@ -82,9 +82,47 @@ class IngestPipeline:
         rejected: Sequence[Rejected] = (),
         quarantine_rejects: bool = True,
     ) -> IngestResult:
-        """Store what is valid, quarantine what is not (unless the caller reports it itself)."""
+        """Store what is valid, quarantine what is not (unless the caller reports it itself).
+
+        Validation uses cached datastream facts. If a datastream was deleted meanwhile (by another
+        worker, whose news has not arrived), the derived rows' foreign keys refuse the batch: the
+        cache is then dropped and the batch validated and written again, once.
+        """
         now = self.clock()
-        result = IngestResult(rejected=list(rejected))
+        for attempt in (1, 2, 3):
+            result = IngestResult(rejected=list(rejected))
+            good = self._validate(records, result, now=now, dedupe=dedupe)
+            self.store.prepare(s for _, s in good)
+            try:
+                with self.engine.begin() as conn:
+                    rows, no_feature, generated = self._attach_features(conn, good)
+                    result.duplicates = self.store.write(conn, rows, dedupe=dedupe)
+                    if quarantine_rejects and (result.rejected or no_feature):
+                        self._quarantine(conn, result.rejected + no_feature, channel, source_id, now)
+                for thing_id, foi_id in generated.items():  # committed: now the cache may know them
+                    self.catalog.set_default_foi(thing_id, foi_id)
+                result.stored = [r for r in rows if r.id is not None]
+                result.rejected += no_feature
+                break
+            except WriteAgain:
+                # A partition dropped by retention elsewhere, or the stage lost with a rollback.
+                if attempt == 3:
+                    raise
+            except DatastreamGone:
+                if attempt == 3:
+                    raise
+                log.info("a datastream vanished under a batch; reloading the datastream catalog")
+                self.catalog.forget()
+        if result.stored:
+            self.bus.publish(
+                "observations.stored",
+                {"channel": channel, "source_id": source_id, "observations": result.stored},
+            )
+        return result
+
+    def _validate(
+        self, records: Sequence[ObservationIn], result: IngestResult, *, now: datetime, dedupe: bool
+    ) -> list[tuple[ObservationIn, StoredObservation]]:
         facts = self.catalog.lookup(self.engine, {r.datastream_id for r in records})
         good: list[tuple[ObservationIn, StoredObservation]] = []
         for rec in records:
@@ -100,29 +138,7 @@ class IngestPipeline:
                 result.rejected.append(checked)
             else:
                 good.append((rec, checked))
-        for attempt in (1, 2):
-            self.store.prepare(s for _, s in good)
-            try:
-                with self.engine.begin() as conn:
-                    rows, no_feature, generated = self._attach_features(conn, good)
-                    result.duplicates = self.store.write(conn, rows, dedupe=dedupe)
-                    if quarantine_rejects and (result.rejected or no_feature):
-                        self._quarantine(conn, result.rejected + no_feature, channel, source_id, now)
-                for thing_id, foi_id in generated.items():  # committed: now the cache may know them
-                    self.catalog.set_default_foi(thing_id, foi_id)
-                result.stored = [r for r in rows if r.id is not None]
-                result.rejected += no_feature
-                break
-            except PartitionMissing:
-                # Retention (in another process) dropped a partition this process thought it had.
-                if attempt == 2:
-                    raise
-        if result.stored:
-            self.bus.publish(
-                "observations.stored",
-                {"channel": channel, "source_id": source_id, "observations": result.stored},
-            )
-        return result
+        return good
 
     def _attach_features(
         self, conn: Connection, good: list[tuple[ObservationIn, StoredObservation]]

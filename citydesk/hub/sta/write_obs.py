@@ -19,7 +19,6 @@ from citydesk.errors import ValidationFailed
 from citydesk.hub.catalog import DatastreamFacts
 from citydesk.hub.models import datastreams, observations, thing_locations
 from citydesk.hub.records import ObservationIn, Rejected
-from citydesk.hub.sta.access import visible
 from citydesk.hub.sta.entities import SETS
 from citydesk.hub.sta.write import WriteContext, as_object, check_exists, create, link_id, set_one
 from citydesk.hub.times import parse_instant, parse_interval
@@ -194,17 +193,22 @@ def update_observation(
         repair(old.datastream_id, [old.phenomenon_time, values.get("phenomenon_time", old.phenomenon_time)])
 
 
-def data_array(ctx: WriteContext, body: Any) -> list[ObservationIn | str]:
+def data_array(
+    body: Any,
+    writable: Callable[[set[int]], set[int]],
+    existing_fois: Callable[[set[int]], set[int]],
+) -> list[ObservationIn | str]:
     """``CreateObservations`` items to one record per row, or ``"error"`` for a row that cannot be one.
 
-    A group whose Datastream is unknown makes each of its rows an error, as a row-by-row server would.
+    ``writable`` says which of the named Datastreams exist and the writer may see, and
+    ``existing_fois`` which of the named FeaturesOfInterest exist: each is asked once per request,
+    so the caller can answer from a cache and open a connection only when it must. A group whose
+    Datastream is unknown makes each of its rows an error, as a row-by-row server would.
     """
     if not isinstance(body, list):
         raise ValidationFailed("CreateObservations takes a JSON array of {Datastream, components, dataArray}")
     slots: list[ObservationIn | str] = []
-    fois: dict[int, bool] = {}
-    foi_set = SETS["FeaturesOfInterest"]
-    known = _visible_datastreams(ctx, body)
+    known = writable(_named_datastreams(body))
     for group in body:
         group = as_object(group, "CreateObservations item")
         ds_id = link_id(as_object(group.get("Datastream"), "CreateObservations Datastream"))
@@ -226,24 +230,21 @@ def data_array(ctx: WriteContext, body: Any) -> list[ObservationIn | str]:
         at = {name: i for i, name in enumerate(components)}
         if len(at) != len(components):
             raise ValidationFailed("CreateObservations components must not repeat")
-        for row in rows:
-            slot = _row(ds_id, at, row)
-            if isinstance(slot, ObservationIn) and slot.foi_id is not None:
-                if slot.foi_id not in fois:
-                    fois[slot.foi_id] = (
-                        ctx.conn.execute(
-                            select(foi_set.col("id")).where(foi_set.col("id") == slot.foi_id)
-                        ).first()
-                        is not None
-                    )
-                if not fois[slot.foi_id]:
-                    slot = "error"
-            slots.append(slot)
+        slots.extend(_row(ds_id, at, row) for row in rows)
+    named = {s.foi_id for s in slots if isinstance(s, ObservationIn) and s.foi_id is not None}
+    if named:
+        present = existing_fois(named)
+        slots = [
+            "error"
+            if isinstance(s, ObservationIn) and s.foi_id is not None and s.foi_id not in present
+            else s
+            for s in slots
+        ]
     return slots
 
 
-def _visible_datastreams(ctx: WriteContext, body: list[Any]) -> set[int]:
-    """The Datastreams named by the groups that exist and the writer may see: one query, not one per group."""
+def _named_datastreams(body: list[Any]) -> set[int]:
+    """The Datastream ids the groups name (malformed groups are refused later, in order)."""
     ids: set[int] = set()
     for group in body:
         if isinstance(group, dict) and isinstance(group.get("Datastream"), dict):
@@ -253,13 +254,7 @@ def _visible_datastreams(ctx: WriteContext, body: list[Any]) -> set[int]:
                 continue
             if ident is not None:
                 ids.add(ident)
-    if not ids:
-        return set()
-    es = SETS["Datastreams"]
-    rows = ctx.conn.execute(
-        select(es.col("id")).where(es.col("id").in_(sorted(ids)), visible(es, ctx.levels))
-    )
-    return {r[0] for r in rows}
+    return ids
 
 
 def _row(ds_id: int, at: dict[str, int], row: Any) -> ObservationIn | str:
