@@ -26,6 +26,7 @@ from paho.mqtt.properties import Properties
 
 from citydesk.auth import ANONYMOUS, Disclosure
 from citydesk.bus import Event
+from citydesk.hub.connectors.mqtt import ORIGIN
 from citydesk.hub.records import StoredObservation
 from citydesk.hub.sta import service
 from citydesk.hub.sta.serialize import iso
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from citydesk.web.app import App
 
 log = logging.getLogger(__name__)
-ORIGIN = ("citydesk-origin", "server")
 QUEUE_LIMIT = 100_000
 
 

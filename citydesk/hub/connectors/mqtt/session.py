@@ -22,12 +22,10 @@ from typing import cast
 from urllib.parse import urlsplit
 
 from citydesk.hub.connectors.base import ConnectorError
-from citydesk.hub.connectors.mqtt import wire
+from citydesk.hub.connectors.mqtt import ORIGIN, wire
 from citydesk.hub.connectors.mqtt.config import MqttConfig
 
 CONNECT_TIMEOUT = 10.0
-ORIGIN = ("citydesk-origin", "server")
-"""MQTT 5 user property on what citydesk's own SensorThings publisher sends (``hub.sta.mqtt``)."""
 
 
 @dataclass(frozen=True, slots=True)
