@@ -160,7 +160,10 @@ class _Compiler:
             if v.lit and v.kind == "number":
                 return _number(node.pos, -v.value)
             if v.kind == "duration":
-                return _Val("duration", node.pos, expr=-self.span(v))
+                zero = _Val("duration", node.pos, value=timedelta(0))
+                return _Val(
+                    "duration", node.pos, expr=self.span(zero) - self.span(v)
+                )  # Interval has no unary minus
             a = self.num(v, "'-'")[0]
             return _Val("number", node.pos, expr=-cast(a, sa.Numeric) if self.pg else -a, numeric=self.pg)
         left, right = self.value(node.left), self.value(node.right)
