@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
@@ -118,9 +119,9 @@ def staff(app: App) -> tuple[str, str]:
 # -- SensorThings: a real HTTP server, and one shared world per module ------------------------------
 
 
-@pytest.fixture
-def live_server(app: App) -> Iterator[str]:
-    """The app served by a real uvicorn on a free localhost port (for clients that speak HTTP)."""
+@contextmanager
+def serving_asgi(asgi: FastAPI) -> Iterator[str]:
+    """``asgi`` served by a real uvicorn (lifespan on) on a free localhost port, in a thread."""
     import threading
     import time
 
@@ -129,7 +130,7 @@ def live_server(app: App) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_asgi(app), log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(asgi, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
@@ -143,6 +144,13 @@ def live_server(app: App) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()
+
+
+@pytest.fixture
+def live_server(app: App) -> Iterator[str]:
+    """The app served by a real uvicorn on a free localhost port (for clients that speak HTTP)."""
+    with serving_asgi(create_asgi(app)) as base:
+        yield base
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

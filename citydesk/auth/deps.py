@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
 from citydesk.auth import service
@@ -50,16 +51,26 @@ def _basic(value: str) -> tuple[str, str]:
     return name, password
 
 
-def principal(request: Request) -> Principal:
+async def principal(request: Request) -> Principal:
     """The principal of this request: Bearer token, then HTTP Basic, then session cookie, else anonymous.
 
     Credentials given explicitly but wrong are a 401, not a silent downgrade to anonymous: a client
     that meant to write would otherwise get confusing 403s or, worse, public data only. A stale
     session cookie, in contrast, just means "signed out". On a public instance everyone is anonymous.
+
+    A request without credentials (every citizen, kiosk and open-API call) is answered on the event
+    loop; checking credentials may query the database and hash a password, so it runs in a thread.
+    The thread hop alone cost more than a cached status answer.
     """
     app = auth_app(request)
     if app.settings.public_mode:
         return ANONYMOUS
+    if "authorization" not in request.headers and SESSION_COOKIE not in request.cookies:
+        return ANONYMOUS
+    return await run_in_threadpool(_from_credentials, request, app)
+
+
+def _from_credentials(request: Request, app: AuthApp) -> Principal:
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")

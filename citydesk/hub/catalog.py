@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Connection, Engine, select
 
 from citydesk.bus import Event, MemoryBus
-from citydesk.hub.models import datastreams, features_of_interest, thing_locations
+from citydesk.hub.models import datastreams, features_of_interest, observed_properties, thing_locations
 
 MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
 COUNT_OBSERVATION = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_CountObservation"
@@ -34,6 +34,9 @@ class DatastreamFacts:
     thing_id: int
     default_foi_id: int | None
     """FoI generated from the Thing's Location, used when an observation names none."""
+    observed_property: str | None = None
+    """Its ObservedProperty's name, for live pages that filter by measure (loaded by the catalog;
+    None in facts read for one write transaction, which do not need it)."""
 
 
 class DatastreamCatalog:
@@ -132,11 +135,21 @@ class DatastreamCatalog:
                 datastreams.c.district_code,
                 datastreams.c.thing_id,
                 foi.label("foi_id"),
-            ).where(datastreams.c.id.in_(sorted(ids)))
+                observed_properties.c.name,
+            )
+            .join(observed_properties, observed_properties.c.id == datastreams.c.observed_property_id)
+            .where(datastreams.c.id.in_(sorted(ids)))
         )
         return {
             r.id: DatastreamFacts(
-                r.id, r.family, r.observation_type, r.disclosure, r.district_code, r.thing_id, r.foi_id
+                r.id,
+                r.family,
+                r.observation_type,
+                r.disclosure,
+                r.district_code,
+                r.thing_id,
+                r.foi_id,
+                r.name,
             )
             for r in rows
         }

@@ -27,6 +27,7 @@ from citydesk.hub.catalog import DatastreamCatalog
 from citydesk.hub.ingest import IngestPipeline
 from citydesk.hub.latest import LatestSnapshot
 from citydesk.hub.store import ObservationStore
+from citydesk.status.live import LiveStatus
 from citydesk.web.errors import install_error_handlers
 from citydesk.web.paths import STATIC_DIR
 
@@ -50,11 +51,13 @@ class App:
     ingest: IngestPipeline
     credentials: CredentialCache
     latest: LatestSnapshot = field(init=False)
+    status: LiveStatus = field(init=False)
     background: list[Any] = field(default_factory=list)
     """Services started with the web app (connector runner, MQTT bridge, simulator)."""
 
     def __post_init__(self) -> None:
         self.latest = LatestSnapshot(self)
+        self.status = LiveStatus(self)
 
     def now(self) -> datetime:
         return utc_now()

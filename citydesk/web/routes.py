@@ -10,6 +10,8 @@ def include_routers(api: FastAPI) -> None:
     from citydesk.hub import api as hub_api
     from citydesk.hub import sources
     from citydesk.hub.sta import api as sta_api
+    from citydesk.status import api as status_api
+    from citydesk.status import pages as status_pages
     from citydesk.web import pages
 
     for router in (
@@ -21,5 +23,7 @@ def include_routers(api: FastAPI) -> None:
         sta_api.router,
         sources.router,
         sources.pages_router,
+        status_api.router,
+        status_pages.pages_router,
     ):
         api.include_router(router)

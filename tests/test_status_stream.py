@@ -1,0 +1,157 @@
+"""The live stream (Server-Sent Events) end to end: a real uvicorn, an httpx streaming client.
+
+An observation committed after the client connected arrives within seconds, filtered by what the
+viewer may see and by measure; the subscription ends when the client goes; a slow client is told
+to resync; and with a Redis bus a batch written through one app reaches a viewer of another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+
+from citydesk.config import Settings
+from citydesk.hub.records import ObservationIn
+from citydesk.status.stream import RETRY_MS, VIEWER_QUEUE, Viewer, events
+from citydesk.web.app import App, build_app, create_asgi
+from tests.conftest import create_sensor, serving_asgi
+from tests.test_bus import _redis_url
+
+ARRIVAL_SECONDS = 5.0
+
+
+def sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """Parse Server-Sent Events from text lines (fields ``id``, ``event``, ``data``, ``retry``)."""
+    fields: dict[str, Any] = {}
+    for line in lines:
+        if not line:
+            if fields:
+                yield fields
+            fields = {}
+        elif line.startswith(":"):
+            fields.setdefault("comment", line[1:].strip())
+        else:
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+
+
+def observations(events_: Iterator[dict[str, Any]]) -> dict[str, Any]:
+    """The next ``observations`` event's data (pings skipped)."""
+    for event in events_:
+        if event.get("event") == "observations":
+            return dict(orjson.loads(event["data"]), _id=event["id"])
+    raise AssertionError("the stream ended")
+
+
+def ingest(app: App, datastream: int, value: float) -> None:
+    app.ingest.ingest([ObservationIn(datastream, value, phenomenon_time=datetime.now(UTC))], channel="test")
+
+
+def wait_until(condition: Any, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_an_observation_reaches_an_open_stream(app: App) -> None:
+    public = create_sensor(app, "p")
+    internal = create_sensor(app, "i", disclosure="internal")
+    pm25 = create_sensor(app, "q", observed_property="PM2.5")
+    with serving_asgi(create_asgi(app)) as base:
+        url = f"{base}/api/status/stream"
+        with httpx.stream("GET", url, params={"measure": "PM10"}, timeout=10) as r:
+            assert r.headers["content-type"].startswith("text/event-stream")
+            assert r.headers["cache-control"] == "no-cache"
+            stream = sse(r.iter_lines())
+            first = next(stream)
+            assert first == {"retry": str(RETRY_MS), "comment": "connected"}
+            t0 = time.monotonic()
+            ingest(app, internal, 666.0)  # never for an anonymous viewer
+            ingest(app, pm25, 12.0)  # not the measure asked for
+            ingest(app, public, 42.0)
+            got = observations(stream)
+            assert time.monotonic() - t0 < ARRIVAL_SECONDS
+        assert got.pop("_id").isdigit()
+        assert got["measure"] == "PM10"
+        [row] = got["datastreams"]
+        assert {k: row[k] for k in ("id", "district", "measure", "result")} == {
+            "id": public,
+            "district": "11680",
+            "measure": "PM10",
+            "result": 42.0,
+        }
+        assert datetime.fromisoformat(row["phenomenonTime"]).tzinfo is not None
+        # The client went: its viewer and the worker's bus subscription go too.
+        assert wait_until(lambda: not app.status.feed.viewers)
+        assert wait_until(lambda: not app.bus._subs)
+
+
+def test_anonymous_never_sees_internal_staff_does(app: App, staff: tuple[str, str]) -> None:
+    public = create_sensor(app, "p", observed_property="Noise")
+    internal = create_sensor(app, "i", disclosure="internal")
+    with serving_asgi(create_asgi(app)) as base:
+        url = f"{base}/api/status/stream"
+        with (
+            httpx.stream("GET", url, timeout=10) as anonymous,
+            httpx.stream("GET", url, auth=staff, timeout=10) as official,
+        ):
+            anonymous_events, official_events = sse(anonymous.iter_lines()), sse(official.iter_lines())
+            next(anonymous_events), next(official_events)
+            ingest(app, internal, 666.0)
+            ingest(app, public, 55.0)
+            first_anonymous = observations(anonymous_events)
+            assert [d["id"] for d in first_anonymous["datastreams"]] == [public]
+            assert "measure" not in first_anonymous
+            assert [d["id"] for d in observations(official_events)["datastreams"]] == [internal]
+            assert [d["id"] for d in observations(official_events)["datastreams"]] == [public]
+
+
+def test_a_slow_client_is_told_to_resync_and_an_idle_one_is_pinged() -> None:
+    async def run() -> list[bytes]:
+        viewer = Viewer(frozenset({"public"}), None)
+        for i in range(VIEWER_QUEUE + 5):
+            viewer.offer(b'{"n": %d}' % i)
+        stream = events(viewer, ping_seconds=0.05)
+        chunks = [await anext(stream) for _ in range(3)]
+        for _ in range(VIEWER_QUEUE - 1):
+            await anext(stream)
+        chunks.append(await anext(stream))
+        await stream.aclose()
+        return chunks
+
+    retry, resync, oldest_kept, ping = asyncio.run(run())
+    assert retry.startswith(b"retry: ")
+    assert resync == b'id: 1\nevent: resync\ndata: {"dropped":5}\n\n'
+    assert oldest_kept == b'id: 2\nevent: observations\ndata: {"n": 5}\n\n'
+    assert ping.startswith(b"id: ") and b"\nevent: ping\n" in ping
+
+
+def test_a_batch_written_in_one_app_reaches_a_viewer_of_another_over_redis(db_url: str, app: App) -> None:
+    bus_url = _redis_url()
+    writer, reader = (
+        build_app(Settings(database_url=db_url, bus_url=bus_url), engine=app.engine) for _ in "ab"
+    )
+    for each in (writer, reader):
+        each.background.append(each.bus)
+    ds = create_sensor(writer, "r")
+    with serving_asgi(create_asgi(writer)), serving_asgi(create_asgi(reader)) as base:
+        assert wait_until(
+            lambda: writer.bus.state.startswith("connected") and reader.bus.state.startswith("connected")
+        )
+        with httpx.stream("GET", f"{base}/api/status/stream", params={"measure": "PM10"}, timeout=10) as r:
+            stream = sse(r.iter_lines())
+            next(stream)
+            t0 = time.monotonic()
+            ingest(writer, ds, 33.0)
+            got = observations(stream)
+            assert time.monotonic() - t0 < ARRIVAL_SECONDS
+    assert [(d["id"], d["result"], d["district"]) for d in got["datastreams"]] == [(ds, 33.0, "11680")]
