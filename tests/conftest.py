@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -26,6 +28,18 @@ from citydesk.web.app import App, build_app, create_asgi
 
 PG_ADMIN_URL = os.environ.get("CITYDESK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SERVICES = Path(__file__).resolve().parents[2] / "shared" / "services.sh"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+"""Screenshots of the browser tests (git-ignored), to be looked at."""
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 _counter = itertools.count()
 
 
@@ -233,3 +247,17 @@ def create_sensor(
     )
     with app.engine.connect() as conn:
         return int(conn.execute(datastreams.select().where(datastreams.c.thing_id == thing)).one().id)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (the set-up installs it; skipped where it is absent)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()

@@ -7,22 +7,16 @@ a 1280×800 desktop, a district zoomed in with its dongs, English labels, and a 
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from citydesk.hub.records import ObservationIn
 from citydesk.web.app import App
-from tests.conftest import STAFF_PASSWORD, create_sensor
+from tests.conftest import ARTIFACTS, STAFF_PASSWORD, create_sensor
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 
 GANGNAM, JONGNO, MAPO, NOWON = "11680", "11110", "11440", "11350"
 WHERE = {  # a point inside each district (checked against the city's geometry in ``world``)
@@ -32,19 +26,6 @@ WHERE = {  # a point inside each district (checked against the city's geometry i
     NOWON: (127.0568, 37.6542),
 }
 MAP = "echarts.getInstanceByDom(document.getElementById('map'))"
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
 
 
 def open_page(browser: Any, base: str, width: int, height: int) -> Any:

@@ -6,9 +6,8 @@ adding and editing a source (desktop and a 390×844 phone).
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -17,38 +16,19 @@ from citydesk.hub.connectors.testing import make_datastreams
 from citydesk.hub.models import observations
 from citydesk.hub.sources import attach
 from citydesk.web.app import App
-from tests.conftest import create_sensor
+from tests.conftest import ARTIFACTS, create_sensor
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 AIR_CSV = (
     Path(__file__).resolve().parents[1]
     / "citydesk/hub/connectors/file/tests/payloads/air_quality_2019_11_12.csv"
 )
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
-def page() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ko-KR")
-        yield context.new_page()
-        browser.close()
+def page(browser: Any) -> object:
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ko-KR")
+    return context.new_page()
 
 
 def test_landing_page_renders_with_hangul_font(live_server: str, page: object) -> None:
