@@ -57,6 +57,12 @@ class Conflict(CitydeskError):
     code = "conflict"
 
 
+class InvalidTransition(Conflict):
+    """A status change the lifecycle's table does not allow (see ``citydesk.workflow``)."""
+
+    code = "invalid_transition"
+
+
 class UnsupportedMediaType(CitydeskError):
     status = 415
     code = "unsupported_media_type"
