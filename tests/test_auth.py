@@ -101,7 +101,13 @@ def test_role_levels_for_every_role() -> None:
         # Seeing restricted data and holding restricted.read go together.
         assert (Disclosure.RESTRICTED in ROLE_LEVELS[role]) == ("restricted.read" in ROLE_PERMISSIONS[role])
     assert ROLE_PERMISSIONS[Role.ANONYMOUS] == frozenset()
-    assert ROLE_PERMISSIONS[Role.DEPARTMENT_STAFF] == {"sta.write", "manual.entry"}
+    assert ROLE_PERMISSIONS[Role.DEPARTMENT_STAFF] == {
+        "sta.write",
+        "manual.entry",
+        "events.manage",
+        "commands.handle",
+    }
+    assert "commands.send" not in ROLE_PERMISSIONS[Role.DEPARTMENT_STAFF]
     assert ROLE_PERMISSIONS[Role.MAYOR] == {"sta.write", "manual.entry", "restricted.read"}
     assert ROLE_PERMISSIONS[Role.OFFICIAL] == ROLE_PERMISSIONS[Role.MAYOR] | {"sources.manage"}
     assert "users.manage" in ROLE_PERMISSIONS[Role.ADMIN] and len(ROLE_PERMISSIONS[Role.ADMIN]) == 5

@@ -15,10 +15,11 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from citydesk.config import Settings
 from citydesk.hub.records import ObservationIn
-from citydesk.status.stream import RETRY_MS, VIEWER_QUEUE, Viewer, events
+from citydesk.status.stream import RETRY_MS, VIEWER_QUEUE, Viewer, events, publish_notice
 from citydesk.web.app import App, build_app, create_asgi
 from tests.conftest import create_sensor, serving_asgi
 from tests.test_bus import _redis_url
@@ -113,6 +114,40 @@ def test_anonymous_never_sees_internal_staff_does(app: App, staff: tuple[str, st
             assert "measure" not in first_anonymous
             assert [d["id"] for d in observations(official_events)["datastreams"]] == [internal]
             assert [d["id"] for d in observations(official_events)["datastreams"]] == [public]
+
+
+def test_notices_reach_only_viewers_allowed_their_level(app: App, staff: tuple[str, str]) -> None:
+    with serving_asgi(create_asgi(app)) as base:
+        url = f"{base}/api/status/stream"
+        with (
+            httpx.stream("GET", url, timeout=10) as anonymous,
+            httpx.stream("GET", url, auth=staff, timeout=10) as official,
+        ):
+            anonymous_events, official_events = sse(anonymous.iter_lines()), sse(official.iter_lines())
+            next(anonymous_events), next(official_events)
+            assert wait_until(lambda: len(app.status.feed.viewers) == 2)
+            publish_notice(app, "command", "internal", {"id": 7, "status": "sent"})
+            publish_notice(app, "event", "public", {"id": 3, "status": "reported"})
+
+            def notices(stream: Iterator[dict[str, Any]], n: int) -> list[tuple[str, Any]]:
+                got = []
+                for event in stream:
+                    if event.get("event") != "ping":
+                        got.append((event["event"], orjson.loads(event["data"])))
+                    if len(got) == n:
+                        return got
+                raise AssertionError("the stream ended")
+
+            assert notices(anonymous_events, 1) == [("event", {"id": 3, "status": "reported"})]
+            assert notices(official_events, 2) == [
+                ("command", {"id": 7, "status": "sent"}),
+                ("event", {"id": 3, "status": "reported"}),
+            ]
+
+
+def test_a_notice_of_unknown_kind_is_refused(app: App) -> None:
+    with pytest.raises(ValueError, match="unknown notice kind"):
+        publish_notice(app, "gossip", "public", {})
 
 
 def test_a_slow_client_is_told_to_resync_and_an_idle_one_is_pinged() -> None:

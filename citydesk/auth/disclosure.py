@@ -46,6 +46,16 @@ class Permission(StrEnum):
     """Create, deactivate and reset staff accounts; revoke anyone's tokens."""
     RESTRICTED_READ = "restricted.read"
     """Read personal data (each read is audited)."""
+    EVENTS_MANAGE = "events.manage"
+    """Report events (a fire, a flood) and move them along their status history."""
+    ALERTS_MANAGE = "alerts.manage"
+    """Create, change and switch off alert rules on datastreams."""
+    COMMANDS_SEND = "commands.send"
+    """Send an instruction to a department, with a due time; cancel it."""
+    COMMANDS_HANDLE = "commands.handle"
+    """Acknowledge, report progress on and close the commands sent to one's own department."""
+    LAYOUTS_MANAGE = "layouts.manage"
+    """Rearrange the dashboard's widgets for a perspective (mayor, official, citizen, kiosk)."""
 
 
 _ALL_LEVELS = frozenset(Disclosure)
@@ -61,14 +71,36 @@ ROLE_LEVELS: dict[Role, frozenset[Disclosure]] = {
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ANONYMOUS: frozenset(),
-    Role.DEPARTMENT_STAFF: frozenset({Permission.STA_WRITE, Permission.MANUAL_ENTRY}),
-    Role.OFFICIAL: frozenset(
-        {Permission.STA_WRITE, Permission.MANUAL_ENTRY, Permission.RESTRICTED_READ, Permission.SOURCES_MANAGE}
+    Role.DEPARTMENT_STAFF: frozenset(
+        {Permission.STA_WRITE, Permission.MANUAL_ENTRY, Permission.EVENTS_MANAGE, Permission.COMMANDS_HANDLE}
     ),
-    Role.MAYOR: frozenset({Permission.STA_WRITE, Permission.MANUAL_ENTRY, Permission.RESTRICTED_READ}),
+    Role.OFFICIAL: frozenset(
+        {
+            Permission.STA_WRITE,
+            Permission.MANUAL_ENTRY,
+            Permission.RESTRICTED_READ,
+            Permission.SOURCES_MANAGE,
+            Permission.EVENTS_MANAGE,
+            Permission.ALERTS_MANAGE,
+            Permission.COMMANDS_SEND,
+            Permission.COMMANDS_HANDLE,
+            Permission.LAYOUTS_MANAGE,
+        }
+    ),
+    Role.MAYOR: frozenset(
+        {
+            Permission.STA_WRITE,
+            Permission.MANUAL_ENTRY,
+            Permission.RESTRICTED_READ,
+            Permission.EVENTS_MANAGE,
+            Permission.COMMANDS_SEND,
+            Permission.LAYOUTS_MANAGE,
+        }
+    ),
     Role.ADMIN: frozenset(Permission),
 }
-"""What each role may do. Only admins manage users; only officials and admins manage sources."""
+"""What each role may do. Only admins manage users; only officials and admins manage sources and
+alert rules; the mayor and officials send commands, department staff (and officials) answer them."""
 
 STAFF_ROLES: frozenset[Role] = frozenset(Role) - {Role.ANONYMOUS}
 """Roles a user account may have."""

@@ -10,6 +10,7 @@ process that published it. The forwarded topics today:
   live pages and latest values need; a consumer that wants every row reads the database, which is
   the truth (a batch of 10,000 rows does not become a 2 MB message).
 * ``sta.created`` / ``sta.updated`` / ``sta.deleted``: ``{"set": "Things", "id": 7}``, as is.
+* ``status.notice``: ``{"kind", "disclosure", "data"}`` for live pages (``status.stream``), as is.
 
 The bus must not import the hub (the hub imports the bus), so a stored observation is described
 here by the attributes the compact form reads (``StoredLike``).
@@ -89,6 +90,7 @@ FORWARDED: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "sta.created": _as_is,
     "sta.updated": _as_is,
     "sta.deleted": _as_is,
+    "status.notice": _as_is,
 }
 
 

@@ -1,7 +1,8 @@
-"""Live observations for open dashboards, as Server-Sent Events.
+"""Live observations and notices for open dashboards, as Server-Sent Events.
 
 One ``LiveFeed`` per worker holds one bus subscription to ``observations.stored`` (this worker's
-batches and, when ``BUS_URL`` names Redis or NATS, every other worker's) while at least one page is
+batches and, when ``BUS_URL`` names Redis or NATS, every other worker's) and one to
+``status.notice`` (alerts, events, commands: see ``publish_notice``) while at least one page is
 connected, describes each batch once (district, measure, disclosure from the datastream catalog)
 and hands every connected ``Viewer`` the part it may see, encoded once per distinct filter, so
 1,000 open kiosks cost one lookup and a few encodings per batch, not 1,000.
@@ -43,6 +44,22 @@ RETRY_MS = 3000
 """How long the browser waits before reconnecting a dropped stream."""
 VIEWER_QUEUE = 256
 """Batches waiting for one client; past this its oldest are dropped and it is told to resync."""
+NOTICE_TOPIC = "status.notice"
+NOTICE_KINDS = frozenset({"event", "command", "layout"})
+"""SSE event names a notice may carry; anything else is refused at publication."""
+
+
+def publish_notice(app: App, kind: str, disclosure: str, data: dict[str, Any]) -> None:
+    """Tell every open dashboard (of every worker) that something other than an observation
+    changed: an event was raised or moved on, a command was sent or answered, a layout was saved.
+
+    Call it after the change is committed. Viewers receive ``event: <kind>`` with ``data`` only if
+    they may see ``disclosure``; the payload should be small (ids, status, title): pages refetch
+    the details from the JSON routes, which decide disclosure field by field.
+    """
+    if kind not in NOTICE_KINDS:
+        raise ValueError(f"unknown notice kind {kind!r}")
+    app.bus.publish(NOTICE_TOPIC, {"kind": kind, "disclosure": disclosure, "data": data})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +89,16 @@ class Viewer:
 
     levels: frozenset[str]
     measure: str | None
-    queue: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(VIEWER_QUEUE))
+    queue: asyncio.Queue[tuple[bytes, bytes]] = field(default_factory=lambda: asyncio.Queue(VIEWER_QUEUE))
+    """(SSE event name, data) pairs."""
     dropped: int = 0
-    """Batches dropped so far because the client read too slowly."""
+    """Messages dropped so far because the client read too slowly."""
 
-    def offer(self, payload: bytes) -> None:
+    def offer(self, payload: bytes, event: bytes = b"observations") -> None:
         if self.queue.full():
             self.queue.get_nowait()
             self.dropped += 1
-        self.queue.put_nowait(payload)
+        self.queue.put_nowait((event, payload))
 
 
 def encode(rows: list[Row], levels: Collection[str], measure: str | None) -> bytes | None:
@@ -102,17 +120,22 @@ class LiveFeed:
     def __init__(self, app: App) -> None:
         self.app = app
         self.viewers: set[Viewer] = set()
-        self._subscription: Subscription | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._subscriptions: list[Subscription] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     @asynccontextmanager
     async def watch(self, levels: frozenset[str], measure: str | None) -> AsyncIterator[Viewer]:
         """A viewer that receives batches from now on; the bus is left when the last one goes."""
         viewer = Viewer(levels, measure)
         self.viewers.add(viewer)
-        if self._task is None:
-            self._subscription = self.app.bus.subscribe("observations.stored")
-            self._task = asyncio.create_task(self._run(self._subscription), name="status-live-feed")
+        if not self._tasks:
+            batches = self.app.bus.subscribe("observations.stored")
+            notices = self.app.bus.subscribe(NOTICE_TOPIC)
+            self._subscriptions = [batches, notices]
+            self._tasks = [
+                asyncio.create_task(self._run(batches), name="status-live-feed"),
+                asyncio.create_task(self._notices(notices), name="status-live-notices"),
+            ]
         try:
             yield viewer
         finally:
@@ -121,11 +144,24 @@ class LiveFeed:
                 self._leave()
 
     def _leave(self) -> None:
-        if self._subscription is not None:
-            self._subscription.close()
-        if self._task is not None:
-            self._task.cancel()
-        self._subscription, self._task = None, None
+        for subscription in self._subscriptions:
+            subscription.close()
+        for task in self._tasks:
+            task.cancel()
+        self._subscriptions, self._tasks = [], []
+
+    async def _notices(self, subscription: Subscription) -> None:
+        async for event in subscription:
+            notice = event.portable if event.portable is not None else event.data
+            kind, disclosure = notice.get("kind"), notice.get("disclosure")
+            if kind not in NOTICE_KINDS or not isinstance(disclosure, str):
+                log.warning("notice without a known kind or disclosure skipped: %r", notice)
+                continue
+            payload = orjson.dumps(notice.get("data") or {})
+            name = kind.encode()
+            for viewer in list(self.viewers):
+                if disclosure in viewer.levels:
+                    viewer.offer(payload, name)
 
     async def _run(self, subscription: Subscription) -> None:
         async for event in subscription:
@@ -164,14 +200,15 @@ def message(event: str, data: bytes, event_id: int) -> bytes:
 
 
 async def events(viewer: Viewer, *, ping_seconds: float = PING_SECONDS) -> AsyncIterator[bytes]:
-    """The byte stream of one viewer: a ``retry`` hint, then observations, resyncs and pings."""
+    """The byte stream of one viewer: a ``retry`` hint, then observations, notices, resyncs and
+    pings."""
     yield b"retry: %d\n: connected\n\n" % RETRY_MS
     sent = 0
     told = 0
     while True:
         try:
             async with asyncio.timeout(ping_seconds):  # no task per wait, unlike wait_for: 1,000 viewers
-                payload = await viewer.queue.get()
+                name, payload = await viewer.queue.get()
         except TimeoutError:
             sent += 1
             yield message("ping", b"{}", sent)
@@ -181,7 +218,7 @@ async def events(viewer: Viewer, *, ping_seconds: float = PING_SECONDS) -> Async
             yield message("resync", orjson.dumps({"dropped": viewer.dropped - told}), sent)
             told = viewer.dropped
         sent += 1
-        yield message("observations", payload, sent)
+        yield message(name.decode(), payload, sent)
 
 
 async def stream(feed: LiveFeed, levels: frozenset[str], measure: str | None) -> AsyncIterator[bytes]:
