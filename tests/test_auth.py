@@ -25,6 +25,7 @@ from citydesk.auth import (
     ROLE_PERMISSIONS,
     CredentialCache,
     Disclosure,
+    Permission,
     Principal,
     Role,
     audit,
@@ -108,9 +109,20 @@ def test_role_levels_for_every_role() -> None:
         "commands.handle",
     }
     assert "commands.send" not in ROLE_PERMISSIONS[Role.DEPARTMENT_STAFF]
-    assert ROLE_PERMISSIONS[Role.MAYOR] == {"sta.write", "manual.entry", "restricted.read"}
-    assert ROLE_PERMISSIONS[Role.OFFICIAL] == ROLE_PERMISSIONS[Role.MAYOR] | {"sources.manage"}
-    assert "users.manage" in ROLE_PERMISSIONS[Role.ADMIN] and len(ROLE_PERMISSIONS[Role.ADMIN]) == 5
+    assert ROLE_PERMISSIONS[Role.MAYOR] == {
+        "sta.write",
+        "manual.entry",
+        "restricted.read",
+        "events.manage",
+        "commands.send",
+        "layouts.manage",
+    }
+    assert ROLE_PERMISSIONS[Role.OFFICIAL] == ROLE_PERMISSIONS[Role.MAYOR] | {
+        "sources.manage",
+        "alerts.manage",
+        "commands.handle",
+    }
+    assert ROLE_PERMISSIONS[Role.ADMIN] == set(Permission)
 
 
 def test_parse_role_and_principal_rules() -> None:
