@@ -7,6 +7,7 @@ must never see the internal ones, in any route.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from statistics import fmean
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import update
 
 from citydesk.hub.models import datastreams
 from citydesk.hub.records import ObservationIn
+from citydesk.status.fastpath import CachedStatusAnswers
 from citydesk.status.live import AnswerCache
 from citydesk.status.measures import level, levels
 from citydesk.web.app import App
@@ -243,3 +245,44 @@ def test_answer_cache_recomputes_once_per_period() -> None:
     cache.clear()
     assert cache.peek("k") is None
     assert len(calls) == 2
+
+
+def test_anonymous_cache_hits_skip_the_router_with_the_routes_bytes(
+    city: dict[str, Any], app: App, client: TestClient, staff: tuple[str, str]
+) -> None:
+    routed = client.get("/api/status/air", params={"measure": "PM10"})  # computed and cached
+    entered: list[str] = []
+
+    async def router(scope: Any, receive: Any, send: Any) -> None:
+        entered.append(scope["path"])
+
+    def call(path: str, query: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": path,
+            "query_string": query,
+            "headers": headers or [],
+        }
+        asyncio.run(CachedStatusAnswers(router, citydesk=app)(scope, None, send))  # type: ignore[arg-type]
+        return {"start": sent[0], "body": sent[1]["body"]} if sent else {}
+
+    hit = call("/api/status/air", b"measure=PM10")
+    assert hit["body"] == routed.content and entered == []
+    assert dict(hit["start"]["headers"])[b"content-type"] == b"application/json"
+    assert int(dict(hit["start"]["headers"])[b"content-length"]) == len(routed.content)
+    # Everything else goes to the route: a miss, credentials, a session cookie, an odd query.
+    assert call("/api/status/air", b"measure=PM2.5") == {}
+    assert call("/api/status/air", b"measure=PM10", [(b"authorization", b"Basic eDp5")]) == {}
+    assert call("/api/status/air", b"measure=PM10", [(b"cookie", b"citydesk_session=abc")]) == {}
+    assert call("/api/status/air", b"measure=PM10&measure=PM10") == {}
+    assert entered == ["/api/status/air"] * 4
+    # Staff answers are cached under their own levels and never served to anonymous viewers.
+    staff_answer = client.get("/api/status/air", params={"measure": "PM10"}, auth=staff).json()
+    assert staff_answer["city"]["max"] == 5000.5
+    assert client.get("/api/status/air", params={"measure": "PM10"}).json()["city"]["max"] == 100.0

@@ -63,11 +63,17 @@ async def principal(request: Request) -> Principal:
     The thread hop alone cost more than a cached status answer.
     """
     app = auth_app(request)
-    if app.settings.public_mode:
-        return ANONYMOUS
-    if "authorization" not in request.headers and SESSION_COOKIE not in request.cookies:
+    if plainly_anonymous(request, app.settings):
         return ANONYMOUS
     return await run_in_threadpool(_from_credentials, request, app)
+
+
+def plainly_anonymous(request: Request, settings: Settings) -> bool:
+    """True when the request is anonymous without asking the database: a public instance, or no
+    credentials at all. (A stale session cookie is anonymous too, but only a lookup tells.)"""
+    return settings.public_mode or (
+        "authorization" not in request.headers and SESSION_COOKIE not in request.cookies
+    )
 
 
 def _from_credentials(request: Request, app: AuthApp) -> Principal:

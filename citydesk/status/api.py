@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from citydesk.auth import Principal, principal
 from citydesk.status import service
+from citydesk.status.fastpath import GEOJSON, answer_key
 from citydesk.status.stream import EventStreamResponse, stream
 from citydesk.web.deps import get_app
 
@@ -28,7 +29,6 @@ PrincipalDep = Annotated[Principal, Depends(principal)]
 MeasureQuery = Annotated[
     str, Query(description="ObservedProperty name, e.g. PM10 (see /api/status/measures)")
 ]
-GEOJSON = "application/geo+json"
 EVENT_STREAM = "text/event-stream"
 
 
@@ -36,7 +36,8 @@ async def _cached(
     app: App, key: Hashable, compute: Callable[[], dict[str, Any]], media_type: str = "application/json"
 ) -> Response:
     """A recent answer straight from the event loop, else computed in a worker thread (see
-    ``live.AnswerCache``): the routes are ``async`` so that a cache hit costs no thread hop."""
+    ``live.AnswerCache``): the routes are ``async`` so that a cache hit costs no thread hop.
+    Anonymous hits do not even get here (``fastpath``)."""
     body = app.status.answers.peek(key)
     if body is None:
         body = await run_in_threadpool(app.status.answers.get, key, lambda: orjson.dumps(compute()))
@@ -59,7 +60,7 @@ async def air(request: Request, who: PrincipalDep, measure: MeasureQuery) -> Res
     holds hourly means from the rollups; ``levels`` is null for a measure without health bands."""
     app = get_app(request)
     return await _cached(
-        app, ("air", measure, who.levels), lambda: service.air(app, who, measure, now=app.now())
+        app, answer_key("air", measure, who.levels), lambda: service.air(app, who, measure, now=app.now())
     )
 
 
@@ -72,7 +73,7 @@ async def air(request: Request, who: PrincipalDep, measure: MeasureQuery) -> Res
 async def sensors(request: Request, who: PrincipalDep, measure: MeasureQuery) -> Response:
     app = get_app(request)
     return await _cached(
-        app, ("sensors", measure, who.levels), lambda: service.sensors(app, who, measure), GEOJSON
+        app, answer_key("sensors", measure, who.levels), lambda: service.sensors(app, who, measure), GEOJSON
     )
 
 

@@ -27,6 +27,7 @@ from citydesk.hub.catalog import DatastreamCatalog
 from citydesk.hub.ingest import IngestPipeline
 from citydesk.hub.latest import LatestSnapshot
 from citydesk.hub.store import ObservationStore
+from citydesk.status.fastpath import CachedStatusAnswers
 from citydesk.status.live import LiveStatus
 from citydesk.web.errors import install_error_handlers
 from citydesk.web.paths import STATIC_DIR
@@ -110,6 +111,7 @@ def create_asgi(app: App) -> FastAPI:
     api.state.citydesk = app
     install_error_handlers(api)
     include_routers(api)
+    api.add_middleware(CachedStatusAnswers, citydesk=app)
     STATIC_DIR.mkdir(parents=True, exist_ok=True)
     api.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return api
