@@ -22,7 +22,7 @@ from citydesk.hub.records import ObservationIn
 from citydesk.status.stream import RETRY_MS, VIEWER_QUEUE, Viewer, events, publish_notice
 from citydesk.web.app import App, build_app, create_asgi
 from tests.conftest import create_sensor, serving_asgi
-from tests.test_bus import _redis_url
+from tests.test_bus import _delete_stream, _nats_url, _redis_url
 
 ARRIVAL_SECONDS = 5.0
 
@@ -170,23 +170,35 @@ def test_a_slow_client_is_told_to_resync_and_an_idle_one_is_pinged() -> None:
     assert ping.startswith(b"id: ") and b"\nevent: ping\n" in ping
 
 
-def test_a_batch_written_in_one_app_reaches_a_viewer_of_another_over_redis(db_url: str, app: App) -> None:
-    bus_url = _redis_url()
+@pytest.mark.parametrize("remote", ["redis", "nats"])
+def test_a_batch_and_a_notice_from_one_app_reach_a_viewer_of_another(
+    remote: str, db_url: str, app: App
+) -> None:
+    bus_url = _redis_url() if remote == "redis" else _nats_url()
     writer, reader = (
         build_app(Settings(database_url=db_url, bus_url=bus_url), engine=app.engine) for _ in "ab"
     )
     for each in (writer, reader):
         each.background.append(each.bus)
     ds = create_sensor(writer, "r")
-    with serving_asgi(create_asgi(writer)), serving_asgi(create_asgi(reader)) as base:
-        assert wait_until(
-            lambda: writer.bus.state.startswith("connected") and reader.bus.state.startswith("connected")
-        )
-        with httpx.stream("GET", f"{base}/api/status/stream", params={"measure": "PM10"}, timeout=10) as r:
-            stream = sse(r.iter_lines())
-            next(stream)
-            t0 = time.monotonic()
-            ingest(writer, ds, 33.0)
-            got = observations(stream)
-            assert time.monotonic() - t0 < ARRIVAL_SECONDS
-    assert [(d["id"], d["result"], d["district"]) for d in got["datastreams"]] == [(ds, 33.0, "11680")]
+    try:
+        with serving_asgi(create_asgi(writer)), serving_asgi(create_asgi(reader)) as base:
+            assert wait_until(
+                lambda: writer.bus.state.startswith("connected") and reader.bus.state.startswith("connected")
+            )
+            with httpx.stream(
+                "GET", f"{base}/api/status/stream", params={"measure": "PM10"}, timeout=10
+            ) as r:
+                stream = sse(r.iter_lines())
+                next(stream)
+                t0 = time.monotonic()
+                ingest(writer, ds, 33.0)
+                got = observations(stream)
+                assert time.monotonic() - t0 < ARRIVAL_SECONDS
+                publish_notice(writer, "event", "public", {"id": 5})
+                notice = next(e for e in stream if e.get("event") == "event")
+        assert [(d["id"], d["result"], d["district"]) for d in got["datastreams"]] == [(ds, 33.0, "11680")]
+        assert orjson.loads(notice["data"]) == {"id": 5}
+    finally:
+        if remote == "nats":
+            asyncio.run(_delete_stream(bus_url))
