@@ -24,5 +24,8 @@ mkdir -p "$vendor/echarts" "$vendor/leaflet"
 cp node_modules/echarts/dist/echarts.min.js node_modules/echarts/LICENSE node_modules/echarts/NOTICE "$vendor/echarts/"
 cp node_modules/leaflet/dist/leaflet.js node_modules/leaflet/dist/leaflet.css node_modules/leaflet/LICENSE "$vendor/leaflet/"
 cp -r node_modules/leaflet/dist/images "$vendor/leaflet/"
+# Swagger UI renders /docs from the OpenAPI document (FastAPI's default page would load it from a CDN).
+mkdir -p "$vendor/swagger-ui"
+cp node_modules/swagger-ui-dist/{swagger-ui-bundle.js,swagger-ui.css,favicon-32x32.png,LICENSE,NOTICE} "$vendor/swagger-ui/"
 touch "$stamp"
 echo "static assets installed in $vendor"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 
 
@@ -15,7 +17,17 @@ def test_openapi_document_lists_the_routes(client: TestClient) -> None:
         "/sta/v1.1",
     ):
         assert path in spec["paths"], path
-    assert client.get("/docs").status_code == 200
+    assert client.get("/redoc").status_code == 404  # one documentation page, and it needs no CDN:
+
+
+def test_api_docs_load_only_our_own_assets(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(a.startswith("/static/vendor/swagger-ui/") for a in assets), assets
+    assert "https://" not in page.text and "http://" not in page.text
+    for asset in assets:  # installed by the set-up step (scripts/static-assets.sh)
+        assert client.get(asset).status_code == 200, asset
 
 
 def test_landing_page_shows_what_its_json_twin_says(client: TestClient, staff: tuple[str, str]) -> None:

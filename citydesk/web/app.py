@@ -107,6 +107,8 @@ def create_asgi(app: App) -> FastAPI:
         version="0.1.0",
         description="Open smart-city platform: data hub, OGC SensorThings API 1.1, live city status.",
         lifespan=lifespan,
+        docs_url=None,  # served by ``web.pages`` from the vendored Swagger UI, not a CDN
+        redoc_url=None,
     )
     api.state.citydesk = app
     install_error_handlers(api)
