@@ -67,6 +67,7 @@ def test_an_observation_reaches_an_open_stream(app: App) -> None:
     public = create_sensor(app, "p")
     internal = create_sensor(app, "i", disclosure="internal")
     pm25 = create_sensor(app, "q", observed_property="PM2.5")
+    app.status.feed.linger = 0.1  # the feed stays on the bus this long after its last viewer
     with serving_asgi(create_asgi(app)) as base:
         url = f"{base}/api/status/stream"
         with httpx.stream("GET", url, params={"measure": "PM10"}, timeout=10) as r:
@@ -81,7 +82,8 @@ def test_an_observation_reaches_an_open_stream(app: App) -> None:
             ingest(app, public, 42.0)
             got = observations(stream)
             assert time.monotonic() - t0 < ARRIVAL_SECONDS
-        assert got.pop("_id").isdigit()
+        epoch, _, seq = got.pop("_id").partition(".")
+        assert epoch == app.status.feed.journal.epoch and seq.isdigit()
         assert got["measure"] == "PM10"
         [row] = got["datastreams"]
         assert {k: row[k] for k in ("id", "district", "measure", "result")} == {
@@ -165,9 +167,9 @@ def test_a_slow_client_is_told_to_resync_and_an_idle_one_is_pinged() -> None:
 
     retry, resync, oldest_kept, ping = asyncio.run(run())
     assert retry.startswith(b"retry: ")
-    assert resync == b'id: 1\nevent: resync\ndata: {"dropped":5}\n\n'
-    assert oldest_kept == b'id: 2\nevent: observations\ndata: {"n": 5}\n\n'
-    assert ping.startswith(b"id: ") and b"\nevent: ping\n" in ping
+    assert resync == b'event: resync\ndata: {"dropped":5}\n\n'
+    assert oldest_kept == b'event: observations\ndata: {"n": 5}\n\n'
+    assert ping == b"event: ping\ndata: {}\n\n"  # no id: Last-Event-ID stays the last real one
 
 
 @pytest.mark.parametrize("remote", ["redis", "nats"])
@@ -202,3 +204,47 @@ def test_a_batch_and_a_notice_from_one_app_reach_a_viewer_of_another(
     finally:
         if remote == "nats":
             asyncio.run(_delete_stream(bus_url))
+
+
+def test_a_reconnecting_client_gets_what_it_missed_filtered_or_is_told_to_resync(
+    app: App, staff: tuple[str, str]
+) -> None:
+    public = create_sensor(app, "p")
+    internal = create_sensor(app, "i", disclosure="internal")
+    with serving_asgi(create_asgi(app)) as base:
+        url = f"{base}/api/status/stream"
+        with httpx.stream("GET", url, timeout=10) as first:
+            stream = sse(first.iter_lines())
+            next(stream)
+            ingest(app, public, 1.0)
+            last_seen = observations(stream)["_id"]
+        # Offline: a batch, an internal batch, and an alert notice happen meanwhile.
+        ingest(app, public, 2.0)
+        ingest(app, internal, 666.0)
+        publish_notice(app, "event", "public", {"id": 9})
+        publish_notice(app, "command", "internal", {"id": 4})
+        assert wait_until(lambda: len(app.status.feed.journal._entries) >= 5)
+
+        def replay(headers: dict[str, str], auth: Any = None, n: int = 2) -> list[tuple[str, Any]]:
+            with httpx.stream("GET", url, headers=headers, auth=auth, timeout=10) as again:
+                got = []
+                for event in sse(again.iter_lines()):
+                    if "event" in event and event["event"] != "ping":
+                        got.append((event["event"], orjson.loads(event["data"])))
+                    if len(got) == n:
+                        return got
+            raise AssertionError("the stream ended")
+
+        # Batches and notices travel separately, so their order between each other may vary.
+        missed = sorted(replay({"Last-Event-ID": last_seen}), key=lambda m: m[0])
+        assert missed[0] == ("event", {"id": 9})  # the internal batch and command are not for citizens
+        assert missed[1][0] == "observations" and missed[1][1]["datastreams"][0]["result"] == 2.0
+        staff_missed = replay({"Last-Event-ID": last_seen}, auth=staff, n=4)
+        assert sorted(name for name, _ in staff_missed) == [
+            "command",
+            "event",
+            "observations",
+            "observations",
+        ]
+        # An id from another worker (or from before a restart) cannot be replayed: resync.
+        assert replay({"Last-Event-ID": "feedbeef.3"}, n=1) == [("resync", {"dropped": 1})]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from citydesk.auth import Principal, principal
@@ -95,12 +95,16 @@ def live(
     request: Request,
     who: PrincipalDep,
     measure: Annotated[str | None, Query(description="only this measure, e.g. PM10")] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", description="sent by a reconnecting browser: replay what it missed"),
+    ] = None,
 ) -> EventStreamResponse:
     """Every stored batch the caller may see, from any worker, as it is committed."""
     app = get_app(request)
     if measure is not None:
         service.require_measure(app, who, measure)
     return EventStreamResponse(
-        stream(app.status.feed, who.levels, measure),
+        stream(app.status.feed, who.levels, measure, last_event_id),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
