@@ -51,6 +51,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from citydesk.web.assemble import assemble
+    from citydesk.web.heap import tune_for_serving
 
     print(f"citydesk serving on http://{args.host}:{args.port}  (API docs: /docs, SensorThings: /sta/v1.1)")
     if args.workers > 1:
@@ -66,6 +67,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 0
     api = assemble(settings, simulate=args.simulate, sensors=args.sensors, rate=args.rate)
+    tune_for_serving()
     uvicorn.run(api, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
 

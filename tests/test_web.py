@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 from fastapi.testclient import TestClient
 
@@ -47,3 +49,13 @@ def test_unknown_routes_and_bad_input_get_error_bodies_not_tracebacks(client: Te
     assert r.status_code == 400 and r.json()["error"]["code"] == "validation_failed"
     r = client.get("/sta/v1.1/Things", params={"$filter": "name eq"})
     assert r.status_code == 400 and r.json()["type"] == "error" and "$filter" in r.json()["message"]
+
+
+def test_serving_processes_freeze_start_up_and_collect_young_objects_less_often() -> None:
+    # In a child process: the settings are process-wide, and the test process keeps CPython's own.
+    script = (
+        "import gc; from citydesk.web.heap import YOUNG_THRESHOLD, tune_for_serving; tune_for_serving(); "
+        "print(gc.get_threshold()[0] == YOUNG_THRESHOLD, gc.get_freeze_count() > 1000)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True"]

@@ -12,8 +12,11 @@ from fastapi import FastAPI
 
 from citydesk.config import Settings
 from citydesk.web.assemble import assemble
+from citydesk.web.heap import tune_for_serving
 
 
 def create() -> FastAPI:
     """Build the app from ``Settings.from_env()``; ``CITYDESK_SIMULATE=1`` adds the simulator."""
-    return assemble(Settings.from_env(), simulate=os.environ.get("CITYDESK_SIMULATE") == "1")
+    api = assemble(Settings.from_env(), simulate=os.environ.get("CITYDESK_SIMULATE") == "1")
+    tune_for_serving()
+    return api
