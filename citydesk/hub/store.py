@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from operator import attrgetter
-from typing import Any
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -24,6 +23,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from citydesk.db.metadata import sqlite_time_text
+from citydesk.hub.derived import Derived, derive
 from citydesk.hub.records import StoredObservation
 
 COLUMNS = (
@@ -65,7 +65,7 @@ LATEST_SET = ", ".join(
     ", updated_at = excluded.updated_at"
 )
 PG_WRITE = (
-    f"WITH ins AS (INSERT INTO observations ({COLUMNS}) SELECT {COLUMNS} FROM obs_stage {{conflict}} "
+    f"WITH ins AS (INSERT INTO observations ({COLUMNS}) SELECT {COLUMNS} FROM obs_stage ON CONFLICT DO NOTHING "
     "RETURNING id, datastream_id, phenomenon_time, phenomenon_time_end, result_number, result_json), "
     "h AS (INSERT INTO obs_rollup_hourly (datastream_id, bucket, count, sum, min, max) "
     "SELECT datastream_id, date_trunc('hour', phenomenon_time, 'UTC') AS b, count(*), sum(result_number), "
@@ -83,6 +83,27 @@ PG_WRITE = (
     "ON CONFLICT (datastream_id) DO UPDATE SET " + LATEST_SET.format(lo="LEAST", hi="GREATEST") + ") "
     "SELECT id FROM ins"
 )
+"""De-duplicating write: from the stage, what is new, and the derived rows of exactly that."""
+
+
+def _rollup_merge(table: str, prefix: str) -> str:
+    return (
+        f"INSERT INTO {table} (datastream_id, bucket, count, sum, min, max) SELECT * FROM unnest("
+        f"%({prefix}_ds)s::int8[], %({prefix}_b)s::timestamptz[], %({prefix}_c)s::int8[], "
+        f"%({prefix}_s)s::float8[], %({prefix}_lo)s::float8[], %({prefix}_hi)s::float8[]) "
+        "ON CONFLICT (datastream_id, bucket) DO UPDATE SET " + ROLLUP_SET.format(t=table)
+    )
+
+
+PG_DERIVED = (
+    f"WITH h AS ({_rollup_merge('obs_rollup_hourly', 'h')}), d AS ({_rollup_merge('obs_rollup_daily', 'd')}) "
+    "INSERT INTO datastream_latest (datastream_id, observation_id, phenomenon_time, result_number, result_json, "
+    "first_time, last_time, updated_at) SELECT *, statement_timestamp() FROM unnest(%(l_ds)s::int8[], "
+    "%(l_id)s::int8[], %(l_t)s::timestamptz[], %(l_n)s::float8[], %(l_j)s::text[]::jsonb[], "
+    "%(l_f)s::timestamptz[], %(l_l)s::timestamptz[]) "
+    "ON CONFLICT (datastream_id) DO UPDATE SET " + LATEST_SET.format(lo="LEAST", hi="GREATEST")
+)
+"""Merging ``derive``'s aggregates of a batch stored whole (sorted keys: a fixed lock order)."""
 
 
 STORED_COLUMNS: tuple[tuple[str, str], ...] = tuple(
@@ -242,42 +263,38 @@ class ObservationStore:
         return len(rows) - inserted
 
     def _write_pg(self, conn: Connection, rows: Sequence[StoredObservation], dedupe: bool) -> int:
-        """COPY the batch into a session-local stage, then one statement does the rest.
+        """Ids from the sequence in one round trip, then the rows by binary ``COPY``.
 
-        Rollups, latest values and time extents are computed by PostgreSQL from the rows the
-        INSERT really took (a data-modifying CTE), so duplicates skipped by ``dedupe`` never count,
-        and the aggregation runs in the database process, beside this one.
+        Without ``dedupe`` every row is stored, so the rows go straight into the partitioned table
+        and the derived tables are merged from ``derive``'s few aggregates in one statement. With
+        ``dedupe`` only the database knows which rows were already there: they go through a
+        session-local stage, and one statement inserts what is new and derives from exactly that.
         """
         raw = conn.connection.driver_connection
         assert raw is not None
         with raw.cursor() as cur:
             cur.execute("SELECT nextval('observations_id_seq') FROM generate_series(1, %s)", (len(rows),))
             ids = [r[0] for r in cur.fetchall()]
+            if not dedupe:
+                for oid, r in zip(ids, rows, strict=True):
+                    r.id = oid
+                self._copy(cur, "observations", rows, ids)
+                cur.execute(PG_DERIVED, self._derived_params(rows))
+                return len(rows)
             if not conn.connection.info.get("obs_stage"):  # once per pooled connection
                 cur.execute(
                     "CREATE TEMP TABLE IF NOT EXISTS obs_stage (LIKE observations INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
                 )
                 conn.connection.info["obs_stage"] = True
-            columns, types, values = _copy_plan(rows)
             try:
-                with cur.copy(
-                    f"COPY obs_stage (id, {', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
-                ) as copy:
-                    copy.set_types(["int8", *types])
-                    for oid, r in zip(ids, rows, strict=True):
-                        copy.write_row((oid, *values(r)))
+                self._copy(cur, "obs_stage", rows, ids)
             except psycopg.errors.UndefinedTable as exc:
                 conn.connection.info.pop("obs_stage", None)
                 raise WriteAgain(str(exc)) from exc
             try:
-                cur.execute(
-                    PG_WRITE.format(conflict="ON CONFLICT DO NOTHING" if dedupe else ""), {"tz": self.tz.key}
-                )
+                cur.execute(PG_WRITE, {"tz": self.tz.key})
             except psycopg.errors.CheckViolation as exc:
-                if "no partition of relation" not in str(exc):
-                    raise
-                self.forget_partitions()
-                raise WriteAgain(str(exc)) from exc
+                self._partition_missing(exc)
             kept = {r[0] for r in cur.fetchall()}
             # Emptied for a second write in the same transaction. DELETE, not TRUNCATE: a TRUNCATE
             # makes a new file and rewrites catalog rows each time (it cost 1/6 of PostgreSQL's
@@ -286,6 +303,44 @@ class ObservationStore:
         for oid, r in zip(ids, rows, strict=True):
             r.id = oid if oid in kept else None
         return len(kept)
+
+    def _copy(
+        self, cur: psycopg.Cursor[Any], table: str, rows: Sequence[StoredObservation], ids: list[int]
+    ) -> None:
+        columns, types, values = _copy_plan(rows)
+        try:
+            with cur.copy(f"COPY {table} (id, {', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", *types])
+                for oid, r in zip(ids, rows, strict=True):
+                    copy.write_row((oid, *values(r)))
+        except psycopg.errors.CheckViolation as exc:
+            self._partition_missing(exc)
+
+    def _partition_missing(self, exc: psycopg.errors.CheckViolation) -> NoReturn:
+        """A row fell outside every partition: retention dropped its day in another process."""
+        if "no partition of relation" not in str(exc):
+            raise exc
+        self.forget_partitions()
+        raise WriteAgain(str(exc)) from exc
+
+    def _derived_params(self, rows: Sequence[StoredObservation]) -> dict[str, Any]:
+        derived = self.derive(rows)
+        params: dict[str, Any] = {}
+        for prefix, rollup in (("h", derived.hourly), ("d", derived.daily)):
+            columns = list(zip(*rollup, strict=True)) or [()] * 6
+            for name, column in zip(("ds", "b", "c", "s", "lo", "hi"), columns, strict=True):
+                params[f"{prefix}_{name}"] = list(column)
+        latest = derived.latest
+        params |= {
+            "l_ds": [x.datastream_id for x in latest],
+            "l_id": [x.row.id for x in latest],
+            "l_t": [x.row.phenomenon_time for x in latest],
+            "l_n": [x.row.result_number for x in latest],
+            "l_j": [_json(x.row.result_json) for x in latest],
+            "l_f": [x.first_time for x in latest],
+            "l_l": [x.last_time for x in latest],
+        }
+        return params
 
     def _insert_sqlite(self, conn: Connection, rows: Sequence[StoredObservation], dedupe: bool) -> int:
         """Prepared inserts. The transaction holds SQLite's write lock (BEGIN IMMEDIATE), so ids
@@ -345,33 +400,16 @@ class ObservationStore:
             t = t.astimezone(UTC)
         return t.replace(minute=0, second=0, microsecond=0)
 
+    def derive(self, rows: Sequence[StoredObservation]) -> Derived:
+        return derive(rows, self.day_bucket, whole_hour_zone=self._whole_hour_zone)
+
     def _update_derived(self, conn: Connection, rows: Sequence[StoredObservation]) -> None:
-        """SQLite: rollups and latest values from the stored rows (PostgreSQL: see ``PG_WRITE``)."""
+        """SQLite: rollups and latest values from the stored rows (PostgreSQL: ``_write_pg``)."""
         if not rows:
             return
-        hourly: dict[tuple[int, datetime], list[float]] = defaultdict(list)
-        daily: dict[tuple[int, datetime], list[float]] = defaultdict(list)
-        latest: dict[int, StoredObservation] = {}
-        extent: dict[int, tuple[datetime, datetime]] = {}
-        day_of_hour: dict[datetime, datetime] = {}
-        for r in rows:
-            ds, t = r.datastream_id, r.phenomenon_time
-            if r.result_number is not None:
-                hour = self.hour_bucket(t)
-                day = day_of_hour.get(hour) if self._whole_hour_zone else None
-                if day is None:
-                    day = day_of_hour[hour] = self.day_bucket(t)
-                hourly[(ds, hour)].append(r.result_number)
-                daily[(ds, day)].append(r.result_number)
-            cur = latest.get(ds)
-            if cur is None or t >= cur.phenomenon_time:
-                latest[ds] = r
-            end = r.phenomenon_time_end or t
-            lo, hi = extent.get(ds, (t, end))
-            extent[ds] = (min(lo, t), max(hi, end))
-        for table, groups in (("obs_rollup_hourly", hourly), ("obs_rollup_daily", daily)):
-            agg = [(ds, b, len(v), sum(v), min(v), max(v)) for (ds, b), v in sorted(groups.items())]
-            self.add_to_rollup(conn, table, agg)
+        derived = self.derive(rows)
+        self.add_to_rollup(conn, "obs_rollup_hourly", derived.hourly)
+        self.add_to_rollup(conn, "obs_rollup_daily", derived.daily)
         updated = sqlite_time_text(datetime.now(UTC))
         conn.exec_driver_sql(
             "INSERT INTO datastream_latest (datastream_id, observation_id, phenomenon_time, result_number, result_json, "
@@ -379,16 +417,16 @@ class ObservationStore:
             + LATEST_SET.format(lo="min", hi="max"),
             [
                 (
-                    ds,
-                    r.id,
-                    sqlite_time_text(r.phenomenon_time),
-                    r.result_number,
-                    _json(r.result_json),
-                    sqlite_time_text(extent[ds][0]),
-                    sqlite_time_text(extent[ds][1]),
+                    x.datastream_id,
+                    x.row.id,
+                    sqlite_time_text(x.row.phenomenon_time),
+                    x.row.result_number,
+                    _json(x.row.result_json),
+                    sqlite_time_text(x.first_time),
+                    sqlite_time_text(x.last_time),
                     updated,
                 )
-                for ds, r in sorted(latest.items())
+                for x in derived.latest
             ],
         )
 
