@@ -205,7 +205,7 @@ async def test_patterns_and_local_only_topics(bus_url: str) -> None:
     async with started(a, b):
         b_sta, b_obs, b_all = b.subscribe("sta.*"), b.subscribe("observations.stored"), b.subscribe("*")
         a_all = a.subscribe("*")
-        a.publish("status.alert", {"rule": 1})  # not in FORWARDED: stays in A
+        a.publish("local.only", {"rule": 1})  # not in FORWARDED: stays in A
         a.publish("sta.updated", {"set": "Datastreams", "id": 3})
         a.publish("observations.stored", {"channel": "t", "source_id": None, "observations": [row]})
         assert [(await next_event(b_all)).topic for _ in range(2)] == ["sta.updated", "observations.stored"]
@@ -214,11 +214,18 @@ async def test_patterns_and_local_only_topics(bus_url: str) -> None:
         await asyncio.sleep(0.3)
         assert b_all.queue.empty() and b_sta.queue.empty() and b_obs.queue.empty()
         assert [(await next_event(a_all)).topic for _ in range(3)] == [
-            "status.alert",
+            "local.only",
             "sta.updated",
             "observations.stored",
         ]
-    assert set(FORWARDED) == {"observations.stored", "sta.created", "sta.updated", "sta.deleted"}
+    assert set(FORWARDED) == {
+        "observations.stored",
+        "sta.created",
+        "sta.updated",
+        "sta.deleted",
+        "status.notice",
+        "alerts.rules",
+    }
 
 
 @pytest.mark.anyio

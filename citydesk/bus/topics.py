@@ -11,6 +11,7 @@ process that published it. The forwarded topics today:
   the truth (a batch of 10,000 rows does not become a 2 MB message).
 * ``sta.created`` / ``sta.updated`` / ``sta.deleted``: ``{"set": "Things", "id": 7}``, as is.
 * ``status.notice``: ``{"kind", "disclosure", "data"}`` for live pages (``status.stream``), as is.
+* ``alerts.rules``: ``{"id": 3}`` after an alert rule changed: every worker reloads its rules.
 
 The bus must not import the hub (the hub imports the bus), so a stored observation is described
 here by the attributes the compact form reads (``StoredLike``).
@@ -91,6 +92,7 @@ FORWARDED: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "sta.updated": _as_is,
     "sta.deleted": _as_is,
     "status.notice": _as_is,
+    "alerts.rules": _as_is,
 }
 
 
