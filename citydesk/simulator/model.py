@@ -137,6 +137,15 @@ def activity(hour: float, weekend: bool) -> float:
     return curve[i] * (1 - frac) + curve[(i + 1) % 24] * frac
 
 
+def footfall_scale(district: str, weekend: bool) -> float:
+    """How busy a district's streets are relative to the city rhythm: offices fill on weekdays."""
+    if district in BUSINESS:
+        return 1.0 if weekend else 1.8
+    if district in MIXED:
+        return 1.1 if weekend else 1.2
+    return 0.9 if weekend else 0.8
+
+
 def pm_shape(hour: float) -> float:
     """Rush-hour peaks (08:30, 20:30) and night-time build-up; averages exactly 1 over a day."""
     rush = 0.12 * math.cos(2 * math.pi * (hour - 8.5) / 12)
@@ -304,12 +313,7 @@ class CityModel:
 
     def _people(self, district: str, weekend: bool, act: float, t: datetime, state: SensorState) -> int:
         """People passing the sensor in the minute before ``t``: Poisson around the daily rhythm."""
-        if district in BUSINESS:
-            scale = 1.0 if weekend else 1.8
-        elif district in MIXED:
-            scale = 1.1 if weekend else 1.2
-        else:
-            scale = 0.9 if weekend else 0.8
+        scale = footfall_scale(district, weekend)
         crowd = math.exp(self._ar(state, "floating_population", t, 0.15, 900))
         lam = 25 * act * scale * state.footfall * crowd
         if lam > 30:

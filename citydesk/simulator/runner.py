@@ -30,6 +30,7 @@ from citydesk.hub.models import datastream_latest
 from citydesk.hub.records import ObservationIn
 from citydesk.hub.sta import service
 from citydesk.simulator.calibration import Calibration, load_calibration
+from citydesk.simulator.city import CityFeeds, FeedStream, find_streams
 from citydesk.simulator.layout import (
     SensorSite,
     find_datastreams,
@@ -106,6 +107,9 @@ class Simulator:
         seed: int = 2019,
         tick_seconds: float = 1.0,
         calibration: Calibration | None = None,
+        city_feeds: bool = True,
+        city_interval: timedelta = timedelta(minutes=5),
+        city_backfill_step: timedelta = timedelta(hours=1),
     ) -> None:
         if rate_per_minute <= 0 or sensors_per_district < 1:
             raise ValueError("the simulator needs at least one sensor per district and a positive rate")
@@ -117,6 +121,11 @@ class Simulator:
         self.seed = seed
         self.tick_seconds = tick_seconds
         self.calibration = calibration
+        self.city_feeds = city_feeds
+        self.city_interval_us = _us(EPOCH + city_interval)
+        self.city_backfill_step = city_backfill_step
+        self.city: CityFeeds | None = None
+        """The seeded city's synthetic feeds (``simulator.city``), when ``city_feeds`` and seeded."""
         self.state = "stopped"
         self.stats = SimStats()
         self.sensors: list[SimSensor] = []
@@ -129,8 +138,9 @@ class Simulator:
 
     @property
     def observations_per_second(self) -> float:
-        """The steady live load: sensors x measures x readings per minute / 60."""
-        return len(self.sensors) * len(MEASURES) * 60e6 / self.interval_us / 60
+        """The steady live load: sensors x measures x readings per minute / 60, plus the city feeds."""
+        city = len(self.city.streams) * 1e6 / self.city_interval_us if self.city else 0.0
+        return len(self.sensors) * len(MEASURES) * 60e6 / self.interval_us / 60 + city
 
     # -- service protocol -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -213,6 +223,10 @@ class Simulator:
             state = self.model.new_state(site.key)
             self.sensors.append(SimSensor(site, thing_id, streams[thing_id], state, phase))
         log.info("simulator: %d sensors (%d new) in %d districts", len(sites), created, len(cal.pm10))
+        if self.city_feeds:
+            with app.engine.connect() as conn:
+                self.city = CityFeeds(self.model, find_streams(conn))
+            log.info("simulator: %d city feed streams", len(self.city.streams))
         return created
 
     def _district_shapes(self, cal: Calibration) -> list[tuple[str, str, Any]]:
@@ -286,17 +300,57 @@ class Simulator:
             k += 1
         if batch:
             stored += self._ingest(batch)
+        stored += self._backfill_city(now - timedelta(hours=hours), now)
         self.stats.backfilled += stored
         log.info("simulator: backfilled %d observations since %s", stored, start.isoformat())
         return stored
 
-    def _newest_stored(self) -> datetime | None:
-        ids = [ds for s in self.sensors for ds in s.datastreams.values()]
+    def _city_readings(self, streams: list[FeedStream], t: datetime) -> list[ObservationIn]:
+        assert self.city is not None
+        return [
+            ObservationIn(s.datastream, self.city.reading(s, t), phenomenon_time=t, result_time=t)
+            for s in streams
+        ]
+
+    def _backfill_city(self, start: datetime, now: datetime) -> int:
+        """The city feeds' history at ``city_backfill_step`` (coarser than S-DoT's: thousands of
+        stations), resuming after their own newest stored reading."""
+        if self.city is None or not self.city.streams:
+            return 0
+        newest = self._newest_stored([s.datastream for s in self.city.streams])
+        if newest is not None and newest > start:
+            start = newest + timedelta(microseconds=1)
+        step = _us(EPOCH + self.city_backfill_step)
+        k, stored = -(-_us(start) // step), 0
+        while k * step <= _us(now) and not self._halt:
+            stored += self._ingest(
+                self._city_readings(self.city.streams, EPOCH + timedelta(microseconds=k * step))
+            )
+            k += 1
+        return stored
+
+    def _newest_stored(self, ids: list[int] | None = None) -> datetime | None:
+        if ids is None:
+            ids = [ds for s in self.sensors for ds in s.datastreams.values()]
         latest = datastream_latest.c
         query = select(func.max(latest.phenomenon_time)).where(latest.datastream_id.in_(ids))
         with self.app.engine.connect() as conn:
             newest = conn.execute(query).scalar()
         return newest if isinstance(newest, datetime) else None
+
+    def _city_due(self, lo: int, hi: int) -> list[ObservationIn]:
+        """City-feed readings due in (lo, hi] µs: each stream has its own phase, spreading the load."""
+        if self.city is None or not self.city.streams:
+            return []
+        out: list[ObservationIn] = []
+        n, interval = len(self.city.streams), self.city_interval_us
+        for i, s in enumerate(self.city.streams):
+            phase = i * interval // n
+            k = (lo - phase) // interval + 1
+            while (t_us := phase + k * interval) <= hi:
+                out += self._city_readings([s], EPOCH + timedelta(microseconds=t_us))
+                k += 1
+        return out
 
     async def tick(self, now: datetime | None = None) -> int:
         """Generate and store the readings due since the last tick; failures are logged, not raised."""
@@ -321,6 +375,7 @@ class Simulator:
             while (t_us := sensor.phase_us + k * self.interval_us) <= hi:
                 records += self._readings(sensor, EPOCH + timedelta(microseconds=t_us))
                 k += 1
+        records += self._city_due(lo, hi)
         stored = self._ingest(records) if records else 0
         elapsed = time.perf_counter() - began
         self.stats.ticks += 1
