@@ -75,9 +75,90 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     cmd_migrate(settings, args)
     cmd_seed(settings, args)
+    _demo_accounts(settings)
     args.simulate = True
     args.workers = 1
+    if args.public_port:
+        from citydesk.mirror.demo import serve_pair
+
+        serve_pair(
+            settings,
+            public_url=args.public_database,
+            host=args.host,
+            port=args.port,
+            public_port=args.public_port,
+            sensors=args.sensors,
+            rate=args.rate,
+        )
+        return 0
     return cmd_serve(settings, args)
+
+
+def _demo_accounts(settings: Settings) -> None:
+    """The mayor and one clerk per department, with fresh random passwords shown only here (never
+    in ``seed``: production databases are seeded too)."""
+    from datetime import UTC, datetime
+
+    from citydesk.status.commands import demo_accounts
+
+    print("demo accounts (new random passwords on every `citydesk demo`; sign in at /login):")
+    for account in demo_accounts(_engine(settings), now=datetime.now(UTC)):
+        where = f" {account.department}" if account.department else ""
+        secret = account.password or "(an account of this name exists: left unchanged)"
+        print(f"  {account.name:<16} {secret:<18} {account.role.value}{where}")
+
+
+def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
+    """Copy the disclosable subset of this instance's database into a public instance's, one way."""
+    import asyncio
+    import contextlib
+    from datetime import UTC, datetime
+
+    from citydesk.db import check_current, make_engine
+    from citydesk.mirror import Publisher, PublishReport
+
+    source, target = _engine(settings), make_engine(args.to)
+    if source.url == target.url:
+        print("error: --to names this instance's own database", file=sys.stderr)
+        return 2
+    check_current(source)
+    check_current(target)
+    notify = None
+    if args.notify:
+        from citydesk.bus import Bus
+
+        notify = Bus.from_url(args.notify)
+        notify.check()
+    publisher = Publisher(
+        source,
+        target,
+        lambda: datetime.now(UTC),
+        interval=args.interval,
+        timezone=settings.timezone,
+        notify=notify,
+    )
+
+    def show(report: PublishReport) -> None:
+        if report.changed or not args.follow:
+            print("\n".join(report.lines()), flush=True)
+
+    if not args.follow:
+        show(publisher.run_once())
+        return 0
+    print(f"publishing every {args.interval:g} s to {target.url.render_as_string(hide_password=True)}")
+
+    async def follow() -> None:
+        if notify is not None:
+            await notify.start()
+        try:
+            await publisher.loop(show)
+        finally:
+            if notify is not None:
+                await notify.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends following; a run is one transaction
+        asyncio.run(follow())
+    return 0
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
@@ -146,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         "user": (cmd_user, "manage staff users"),
         "check": (cmd_check, "validate every connector manifest and strings file"),
         "retention": (cmd_retention, "drop raw observations past each family's retention"),
+        "publish": (cmd_publish, "copy the disclosable subset one way into a public instance's database"),
     }
     parsers = {}
     for name, (fn, help_text) in commands.items():
@@ -159,8 +241,29 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--sensors", type=int, default=4, help="simulated S-DoT sensors per district")
         p.add_argument("--rate", type=float, default=1.0, help="simulated readings per sensor per minute")
     parsers["serve"].add_argument("--simulate", action="store_true", help="run the S-DoT simulator")
+    parsers["demo"].add_argument(
+        "--public-port", type=int, help="also serve the public mirror on this port (published every 2 s)"
+    )
+    parsers["demo"].add_argument(
+        "--public-database",
+        default="sqlite:///citydesk-data/public.db",
+        metavar="DATABASE_URL",
+        help="the public mirror's own database (with --public-port)",
+    )
     parsers["serve"].add_argument(
         "--workers", type=int, default=1, help="web worker processes (no simulator)"
+    )
+    parsers["publish"].add_argument(
+        "--to", required=True, metavar="DATABASE_URL", help="the public instance's database (migrated)"
+    )
+    parsers["publish"].add_argument("--follow", action="store_true", help="keep publishing what is new")
+    parsers["publish"].add_argument(
+        "--notify",
+        metavar="BUS_URL",
+        help="with --follow: the public instance's BUS_URL (Redis or NATS), to make its live pages update",
+    )
+    parsers["publish"].add_argument(
+        "--interval", type=float, default=5.0, help="seconds between runs with --follow"
     )
     parsers["import"].add_argument("path")
     parsers["import"].add_argument(

@@ -22,7 +22,24 @@ def seed_geography(engine: Engine) -> str:
     return f"{len(districts)} districts, {len(dongs)} dongs"
 
 
-SEEDERS: list[tuple[str, Seeder]] = [("geography", seed_geography)]
+def seed_city_data(engine: Engine) -> str:
+    """Seoul's facilities (real) and the city-status demo feeds (see ``citydesk.city``)."""
+    from citydesk.city import seed_city
+
+    return seed_city(engine)
+
+
+def seed_alerts(engine: Engine) -> str:
+    from citydesk.status.alerts import seed_alert_rules  # the status package loads the web layer
+
+    return seed_alert_rules(engine)
+
+
+SEEDERS: list[tuple[str, Seeder]] = [
+    ("geography", seed_geography),
+    ("city data", seed_city_data),
+    ("alert rules", seed_alerts),
+]
 
 
 def seed(engine: Engine) -> list[tuple[str, str]]:

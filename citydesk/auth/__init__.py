@@ -13,6 +13,7 @@ from citydesk.auth.deps import (
     StaffPrincipal,
     plainly_anonymous,
     principal,
+    refuse_writes_on_public_instance,
     require_staff,
     requires,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "parse_role",
     "plainly_anonymous",
     "principal",
+    "refuse_writes_on_public_instance",
     "require_staff",
     "requires",
     "revoke_token",

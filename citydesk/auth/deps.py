@@ -125,3 +125,15 @@ def requires(permission: Permission | str) -> Callable[..., Principal]:
 
 
 StaffPrincipal = Annotated[Principal, Depends(require_staff)]
+
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+PUBLIC_POSTS = frozenset({"/sta/v1.1/$batch", "/logout"})
+"""POSTs a public instance answers: a SensorThings batch (its reads are answered, each write in it
+is refused on its own) and signing out (there is nothing to sign out of)."""
+
+
+def refuse_writes_on_public_instance(request: Request) -> None:
+    """An app-wide dependency of a public instance: every request that is not a read is refused
+    with 403 before its route parses anything, whatever route it is (sub-packages add theirs)."""
+    if request.method not in READS and request.url.path not in PUBLIC_POSTS:
+        raise Forbidden("this is a public instance: it takes no writes and no sign-in")

@@ -32,7 +32,7 @@ MeasureQuery = Annotated[
 EVENT_STREAM = "text/event-stream"
 
 
-async def _cached(
+async def cached_answer(
     app: App, key: Hashable, compute: Callable[[], dict[str, Any]], media_type: str = "application/json"
 ) -> Response:
     """A recent answer straight from the event loop, else computed in a worker thread (see
@@ -59,7 +59,7 @@ async def air(request: Request, who: PrincipalDep, measure: MeasureQuery) -> Res
     """``districts`` lists all 25 districts in code order (value null without a sensor); ``series``
     holds hourly means from the rollups; ``levels`` is null for a measure without health bands."""
     app = get_app(request)
-    return await _cached(
+    return await cached_answer(
         app, answer_key("air", measure, who.levels), lambda: service.air(app, who, measure, now=app.now())
     )
 
@@ -72,7 +72,7 @@ async def air(request: Request, who: PrincipalDep, measure: MeasureQuery) -> Res
 )
 async def sensors(request: Request, who: PrincipalDep, measure: MeasureQuery) -> Response:
     app = get_app(request)
-    return await _cached(
+    return await cached_answer(
         app, answer_key("sensors", measure, who.levels), lambda: service.sensors(app, who, measure), GEOJSON
     )
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from citydesk.auth import CredentialCache
+from citydesk.auth import CredentialCache, refuse_writes_on_public_instance
 from citydesk.bus import Bus
 from citydesk.config import Settings
 from citydesk.db import check_current, make_engine
@@ -109,6 +109,9 @@ def create_asgi(app: App) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # served by ``web.pages`` from the vendored Swagger UI, not a CDN
         redoc_url=None,
+        # The public-mode switch, in one place: a public instance holds only what `citydesk publish`
+        # wrote, and nothing may write beside it.
+        dependencies=[Depends(refuse_writes_on_public_instance)] if app.settings.public_mode else None,
     )
     api.state.citydesk = app
     install_error_handlers(api)

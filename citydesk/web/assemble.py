@@ -16,9 +16,16 @@ def attach_services(app: App, *, simulate: bool = False, sensors: int = 4, rate:
     app.background.append(app.bus)
     app.background.append(Maintenance(app))
     app.background.append(app.latest)
+    if app.settings.public_mode:
+        # A public instance holds only what `citydesk publish` wrote into it: a connector, the MQTT
+        # extension or the simulator would add data that no disclosure rule has passed.
+        return
     from citydesk.hub.sources import attach as attach_sources
 
     attach_sources(app)
+    from citydesk.status.alerts import attach as attach_alerts
+
+    attach_alerts(app)
     if app.settings.mqtt_url:
         from citydesk.hub.sta.mqtt import MqttExtension
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
@@ -32,6 +33,7 @@ def overview(app: App, who: Principal) -> dict[str, Any]:
         "version": __version__,
         "database": app.engine.dialect.name,
         "public_mode": app.settings.public_mode,
+        "published_at": _published_at(app),
         "districts": len(app.geo.districts()),
         "things": n_things,
         "datastreams": n_ds,
@@ -46,3 +48,16 @@ def overview(app: App, who: Principal) -> dict[str, Any]:
             "Sources": "/hub/sources",
         },
     }
+
+
+def _published_at(app: App) -> str | None:
+    """On a public instance, when ``citydesk publish`` last wrote to it (ISO 8601), else None."""
+    if not app.settings.public_mode:
+        return None
+    from citydesk.mirror import last_published
+
+    at = last_published(app.engine)
+    # In the city's time: a citizen reads "13:05", not the UTC hour.
+    return (
+        None if at is None else at.astimezone(ZoneInfo(app.settings.timezone)).isoformat(timespec="seconds")
+    )

@@ -10,8 +10,11 @@ def include_routers(api: FastAPI) -> None:
     from citydesk.hub import api as hub_api
     from citydesk.hub import sources
     from citydesk.hub.sta import api as sta_api
+    from citydesk.status import alerts, commands, events
     from citydesk.status import api as status_api
     from citydesk.status import pages as status_pages
+    from citydesk.status import screens as status_screens
+    from citydesk.status.sections import api as sections_api
     from citydesk.web import pages
 
     for router in (
@@ -24,6 +27,13 @@ def include_routers(api: FastAPI) -> None:
         sources.router,
         sources.pages_router,
         status_api.router,
+        sections_api.router,
         status_pages.pages_router,
+        commands.router,
+        commands.pages_router,
+        events.router,
+        events.pages_router,
+        alerts.router,
+        status_screens.router,
     ):
         api.include_router(router)

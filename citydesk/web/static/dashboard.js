@@ -6,16 +6,14 @@
 // instead of recomputing district means here: the server owns which sensors count, how stale is
 // too stale and where the level bands lie, so a client-side copy of that logic could only drift.
 
+import { NO_DATA, bbox, clock, districtMap, esc, getJSON, inkOn, int, lang, loadLayout, locale, num, perspectiveOf, pick, rem, sectionBar, setLang, throttled, viridis } from "./common.js";
+import { keyFigures } from "./widgets.js";
+
 const echarts = window.echarts; // the vendored UMD build, loaded by a classic <script> before us
 const root = document.querySelector(".dash");
 const $ = (id) => document.getElementById(id);
 
-// Reversed viridis (low = light yellow, high = dark purple): ordered in lightness and readable by
-// colour-blind viewers; levels take evenly spaced samples of it, other measures the whole ramp.
-const VIRIDIS = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"];
-const NO_DATA = "#e3e7ec";
 const REFRESH_MS = 750; // the longest a new observation waits before the figures are refetched
-const LANG_KEY = "citydesk.lang";
 
 const TEXT = {
   ko: { live: "실시간", connecting: "연결 중", reconnecting: "다시 연결 중", noData: "자료 없음",
@@ -27,7 +25,6 @@ const TEXT = {
 };
 
 const state = {
-  lang: localStorage.getItem(LANG_KEY) === "en" ? "en" : "ko",
   measure: root.dataset.measure,
   measures: [],
   districts: null, // GeoJSON of the 25 districts
@@ -45,31 +42,10 @@ const chart = echarts.init($("chart"), null, { renderer: "canvas" });
 const resized = new ResizeObserver(() => { map.resize(); chart.resize(); if (state.air) { drawMap(); drawDetail(); } });
 [$("map"), $("chart")].forEach((el) => resized.observe(el));
 
-// -- formatting ---------------------------------------------------------------------------------
+// -- formatting (the shared helpers are in common.js) ---------------------------------------------
 
-const locale = () => (state.lang === "ko" ? "ko-KR" : "en-GB");
-const num = (v) => (v === null || v === undefined ? "–" : new Intl.NumberFormat(locale(), { maximumFractionDigits: 1 }).format(v));
-const int = (v) => new Intl.NumberFormat(locale()).format(v ?? 0);
-const clock = (iso, withDate) => (iso ? new Intl.DateTimeFormat(locale(), {
-  timeZone: root.dataset.timezone, hour: "2-digit", minute: "2-digit", hourCycle: "h23",
-  ...(withDate ? { month: "short", day: "numeric" } : {}),
-}).format(new Date(iso)) : "–");
-const pick = (label) => (label ? label[state.lang] ?? label.ko ?? label.en : "");
-const t = (key) => TEXT[state.lang][key];
-const sensorCount = (n) => `${int(n)} ${state.lang === "en" && new Intl.PluralRules("en").select(n) === "one" ? "sensor" : t("sensors")}`;
-const rem = () => parseFloat(getComputedStyle(document.documentElement).fontSize);
-
-function viridis(x) { // x in [0, 1]: 0 = lowest (yellow), 1 = highest (purple)
-  const p = (1 - Math.min(1, Math.max(0, x))) * (VIRIDIS.length - 1);
-  const i = Math.min(VIRIDIS.length - 2, Math.floor(p));
-  const [a, b] = [VIRIDIS[i], VIRIDIS[i + 1]].map((h) => [1, 3, 5].map((k) => parseInt(h.slice(k, k + 2), 16)));
-  return "#" + a.map((c, k) => Math.round(c + (b[k] - c) * (p - i)).toString(16).padStart(2, "0")).join("");
-}
-
-function inkOn(hex) { // black or white text, whichever reads better on this fill
-  const [r, g, b] = [1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16) / 255);
-  return 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 ? "#10253f" : "#ffffff";
-}
+const t = (key) => TEXT[lang()][key];
+const sensorCount = (n) => `${int(n)} ${lang() === "en" && new Intl.PluralRules("en").select(n) === "one" ? "sensor" : t("sensors")}`;
 
 // -- colours and the legend -----------------------------------------------------------------------
 
@@ -110,24 +86,10 @@ function drawLegend() {
   el.innerHTML = `<div class="legend-k">${esc(pick(air.label))}${esc(unit)}</div><ul>${items.join("")}</ul>`;
 }
 
-function esc(s) {
-  return String(s ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
 // -- the map --------------------------------------------------------------------------------------
 
 const districtOf = (code) => state.air?.districts.find((d) => d.code === code);
 const featureOf = (code) => state.districts.features.find((f) => f.properties.code === code);
-
-function bbox(features) {
-  let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
-  const walk = (c) => {
-    if (typeof c[0] === "number") { x0 = Math.min(x0, c[0]); x1 = Math.max(x1, c[0]); y0 = Math.min(y0, c[1]); y1 = Math.max(y1, c[1]); }
-    else c.forEach(walk);
-  };
-  features.forEach((f) => walk(f.geometry.coordinates));
-  return [x0, y0, x1, y1];
-}
 
 function mapName() {
   if (!state.selected) return "seoul";
@@ -188,11 +150,13 @@ function drawMap(view) {
     }],
   };
   map.setOption(option);
+  // Other layers (events.js: open events) add their series to the drawn map on this hook.
+  document.dispatchEvent(new CustomEvent("citydesk:map", { detail: map }));
 }
 
 function featureName(code) {
   const f = (state.dongs.get(state.selected)?.features ?? []).find((x) => x.properties.code === code);
-  return f ? (state.lang === "ko" ? f.properties.name_ko : f.properties.name_en || f.properties.name_ko) : "";
+  return f ? (lang() === "ko" ? f.properties.name_ko : f.properties.name_en || f.properties.name_ko) : "";
 }
 
 function tip(p) {
@@ -293,12 +257,6 @@ function drawDetail() {
 
 // -- loading and the live stream ------------------------------------------------------------------
 
-async function getJSON(url) {
-  const r = await fetch(url, { headers: { Accept: "application/json" } });
-  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-  return r.json();
-}
-
 async function loadAir() {
   const q = `measure=${encodeURIComponent(state.measure)}`;
   const [air, sensors] = await Promise.all([getJSON(`/api/status/air?${q}`), getJSON(`/api/status/sensors?${q}`)]);
@@ -321,9 +279,20 @@ function drawAll() {
   root.dataset.ready = "1"; // for tests and kiosks: the first full picture is on screen
 }
 
+// The section bar and the sections' key figures, in the order of the viewer's layout.
+async function drawSections() {
+  const { view, perspective, explicit } = perspectiveOf(root.dataset);
+  const { sections } = await loadLayout(perspective);
+  sectionBar($("section-bar"), sections, { view: explicit ? view : null });
+  await keyFigures($("keys"), sections, { view: explicit ? view : null });
+}
+const refreshSections = throttled(() => drawSections().catch(fail), 5 * REFRESH_MS);
+document.addEventListener("citydesk:layout", refreshSections);
+
 let pending = null;
 function refreshSoon() { // throttled, not debounced: a steady stream must not postpone it forever
   pending ??= setTimeout(() => { pending = null; loadAir().catch(fail); }, REFRESH_MS);
+  refreshSections();
 }
 
 let stream = null;
@@ -349,6 +318,11 @@ function connect() {
     refreshSoon();
   });
   stream.addEventListener("resync", refreshSoon); // we fell behind and lost events: reload all
+  // Notices (an event raised or moved on, a command answered) are re-dispatched on the document as
+  // `citydesk:<kind>` for the panels that show them (events.js, commands.js): one stream per page.
+  for (const kind of ["event", "command", "layout"]) {
+    stream.addEventListener(kind, (e) => document.dispatchEvent(new CustomEvent(`citydesk:${kind}`, { detail: JSON.parse(e.data) })));
+  }
 }
 
 function setLive(s) {
@@ -367,18 +341,18 @@ function fail(err) {
 
 function drawControls() {
   $("measure").innerHTML = state.measures.map((m) =>
-    `<option value="${esc(m.name)}">${esc(pick(m.label) || m.name)}${state.lang === "ko" ? ` ${esc(m.name)}` : ""}</option>`).join("");
+    `<option value="${esc(m.name)}">${esc(pick(m.label) || m.name)}${lang() === "ko" ? ` ${esc(m.name)}` : ""}</option>`).join("");
   $("measure").value = state.measure;
   const names = state.districts.features
-    .map((f) => [f.properties.code, state.lang === "ko" ? f.properties.name_ko : f.properties.name_en])
+    .map((f) => [f.properties.code, lang() === "ko" ? f.properties.name_ko : f.properties.name_en])
     .sort((a, b) => a[1].localeCompare(b[1], locale()));
   $("district").innerHTML = `<option value="">${t("all")}</option>` +
     names.map(([code, n]) => `<option value="${code}">${esc(n)}</option>`).join("");
   $("district").value = state.selected ?? "";
   $("lang").textContent = t("other");
-  $("lang").setAttribute("aria-pressed", String(state.lang === "en"));
-  root.dataset.lang = state.lang;
-  document.documentElement.lang = state.lang;
+  $("lang").setAttribute("aria-pressed", String(lang() === "en"));
+  root.dataset.lang = lang();
+  document.documentElement.lang = lang();
 }
 
 $("measure").addEventListener("change", (e) => {
@@ -392,20 +366,20 @@ $("back").addEventListener("click", () => select(null));
 document.addEventListener("keydown", (e) => { if (e.key === "Escape" && state.selected) select(null); });
 $("sensors-toggle").addEventListener("change", (e) => { state.showSensors = e.target.checked; drawMap(); drawLegend(); });
 $("lang").addEventListener("click", () => {
-  state.lang = state.lang === "ko" ? "en" : "ko";
-  localStorage.setItem(LANG_KEY, state.lang);
+  setLang(lang() === "ko" ? "en" : "ko");
   drawControls();
   setLive($("live").dataset.state);
   drawAll();
+  drawSections().catch(fail);
 });
 
 async function start() {
-  const [measures, districts] = await Promise.all([getJSON("/api/status/measures"), getJSON("/api/geo/districts")]);
+  const [measures, districts] = await Promise.all([getJSON("/api/status/measures"), districtMap()]);
   state.measures = measures.measures;
   state.districts = districts;
   if (!state.measures.some((m) => m.name === state.measure) && state.measures.length) state.measure = state.measures[0].name;
-  echarts.registerMap("seoul", districts);
   drawControls();
+  drawSections().catch(fail); // the sections do not wait for the map, nor the map for them
   await loadAir();
   connect();
 }
