@@ -4,6 +4,7 @@ ingest pipeline must survive a datastream deleted under it (on SQLite and Postgr
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
 
 from sqlalchemy import delete, update
 
@@ -41,3 +42,13 @@ def test_a_datastream_deleted_by_another_worker_is_refused_not_a_crash(app: App)
     result = app.ingest.ingest(batch, channel="t")
     assert [r.datastream_id for r in result.stored] == [keep]
     assert [r.reason for r in result.rejected] == [f"unknown datastream {gone}"]
+
+
+def test_warming_loads_every_datastream_in_one_go(app: App) -> None:
+    ids = {create_sensor(app, name) for name in "ABC"}
+    catalog = DatastreamCatalog()
+    assert catalog.warm(app.engine) == len(ids)
+    app.engine.dispose()  # no connection is needed any more to answer for them
+    with patch.object(app.engine, "connect", side_effect=AssertionError("queried")):
+        facts = catalog.lookup(app.engine, ids)
+    assert {f.observed_property for f in facts.values()} == {"PM10"}

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, true
 
 from citydesk.bus import Event, MemoryBus
 from citydesk.hub.models import datastreams, features_of_interest, observed_properties, thing_locations
@@ -117,7 +117,18 @@ class DatastreamCatalog:
                 if f.thing_id == thing_id:
                     self._facts[ds] = replace(f, default_foi_id=foi_id)
 
-    def _load(self, conn: Connection, ids: set[int]) -> dict[int, DatastreamFacts]:
+    def warm(self, engine: Engine) -> int:
+        """Load every datastream's facts at once (at start-up): otherwise each worker's first
+        batches to each datastream would pay a query of their own. Returns how many."""
+        with engine.connect().execution_options(read_only=True) as conn:
+            loaded = self._load(conn, None)
+        with self._lock:
+            self._facts = loaded
+            self._since = self._clock()
+        return len(loaded)
+
+    def _load(self, conn: Connection, ids: set[int] | None) -> dict[int, DatastreamFacts]:
+        """Facts of ``ids`` (of every datastream if None)."""
         foi = (
             select(features_of_interest.c.id)
             .join(thing_locations, thing_locations.c.location_id == features_of_interest.c.location_id)
@@ -138,7 +149,7 @@ class DatastreamCatalog:
                 observed_properties.c.name,
             )
             .join(observed_properties, observed_properties.c.id == datastreams.c.observed_property_id)
-            .where(datastreams.c.id.in_(sorted(ids)))
+            .where(datastreams.c.id.in_(sorted(ids)) if ids is not None else true())
         )
         return {
             r.id: DatastreamFacts(

@@ -74,6 +74,7 @@ def build_app(settings: Settings, *, engine: Engine | None = None) -> App:
     with engine.connect() as conn:
         geo = CityGeo.from_db(conn, settings)
     catalog = DatastreamCatalog()
+    catalog.warm(engine)
     catalog.follow(bus)
     store = ObservationStore(engine, settings.timezone)
     ingest = IngestPipeline(
