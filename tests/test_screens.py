@@ -31,7 +31,7 @@ def user(app: App, name: str, role: Role, department: str | None = None) -> tupl
 
 def shell(html: str) -> dict[str, str]:
     """The data-* attributes of the page's screen element (what the script starts from)."""
-    tag = re.search(r'<div class="(?:screen|kiosk|lay)"[^>]*>', html, re.S)
+    tag = re.search(r'<div class="(?:screen|kiosk|lay|dash)"[^>]*>', html, re.S)
     assert tag, "no screen element"
     return dict(re.findall(r'data-([a-z-]+)="([^"]*)"', tag.group(0)))
 
@@ -66,6 +66,10 @@ def test_an_officials_department_sections_come_first(app: App, client: TestClien
     assert shell(client.get("/status/water", auth=economy).text)["mine"] == "prices,finances"
     nobody = user(app, "choi.nowhere", Role.OFFICIAL)
     assert shell(client.get("/status/water", auth=nobody).text)["mine"] == ""
+    # The main page orders its section bar and key figures the same way.
+    assert shell(client.get("/dashboard", auth=economy).text)["mine"] == "prices,finances"
+    assert shell(client.get("/dashboard?view=wall").text)["view"] == "wall"
+    assert client.get("/dashboard?view=cinema").status_code == 400
 
 
 def test_every_department_mapping_names_known_sections() -> None:

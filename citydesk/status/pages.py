@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from citydesk.auth import CurrentPrincipal
-from citydesk.web.deps import get_app
+from citydesk.status.screens import ViewQuery, screen_context
 from citydesk.web.templating import render
 
 pages_router = APIRouter(include_in_schema=False)
@@ -23,7 +23,8 @@ def dashboard(
     request: Request,
     who: CurrentPrincipal,
     measure: str = Query("PM10", max_length=40, description="the measure shown first"),
+    view: ViewQuery = None,
 ) -> HTMLResponse:
-    """The main screen: the city map with the chosen measure per district, and its key figures."""
-    timezone = get_app(request).settings.timezone  # times are shown on the city's clock
-    return render(request, "dashboard.html", {"who": who, "measure": measure, "timezone": timezone})
+    """The main screen: the city map with the chosen measure per district, and the key figures
+    of the sections in the viewer's layout (an official's department's sections first)."""
+    return render(request, "dashboard.html", screen_context(request, who, view) | {"measure": measure})

@@ -279,10 +279,11 @@ function drawAll() {
   root.dataset.ready = "1"; // for tests and kiosks: the first full picture is on screen
 }
 
-// The section bar and the sections' key figures, in the order of the viewer's layout.
+// The section bar and the sections' key figures, in the order of the viewer's layout (an
+// official's department's sections first).
 async function drawSections() {
   const { view, perspective, explicit } = perspectiveOf(root.dataset);
-  const { sections } = await loadLayout(perspective);
+  const { sections } = await loadLayout(perspective, { mine: root.dataset.mine.split(",").filter(Boolean) });
   sectionBar($("section-bar"), sections, { view: explicit ? view : null });
   await keyFigures($("keys"), sections, { view: explicit ? view : null });
 }
