@@ -1,5 +1,5 @@
 """The city-status data set: real facilities seeded into the hub, the demo file sources, and the
-simulator's synthetic city feeds (bikes, water quality, parks, living population).
+simulator's synthetic city feeds (bikes, car parks, water quality, parks, living population).
 
 Counts are those of the real files (119 safety centres, 68 emergency rooms, 2,749 Ddareungi
 stations, 25 districts with 10,013,781 registered residents in 2020).
@@ -12,8 +12,10 @@ import csv
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from citydesk.city import seed_city
@@ -29,7 +31,7 @@ from citydesk.hub.models import (
     things,
 )
 from citydesk.simulator import Simulator, load_calibration
-from citydesk.simulator.city import CityFeeds, FeedStream, bike_fill
+from citydesk.simulator.city import CityFeeds, FeedStream, bike_fill, parking_taken
 from citydesk.simulator.model import CityModel
 from citydesk.web.app import App
 
@@ -64,9 +66,18 @@ def test_seeding_loads_the_real_facilities_once(app: App, tmp_path: Path) -> Non
     assert kinds["emergency_room"] == 68
     assert kinds["bike_station"] == 2749
     assert kinds["district"] == 25
+    assert kinds["parking_lot"] == 76  # synthetic: three per district and the City Hall staff car park
+    assert kinds["rain_gauge"] == 25  # simulated, one per district
     for f in found:
         assert set(f["name"]) == {"ko", "en"} and f["name"]["ko"] and f["source"]
-        if f["facility"] in ("fire_station", "emergency_room", "bike_station", "district"):
+        if f["facility"] in (
+            "fire_station",
+            "emergency_room",
+            "bike_station",
+            "district",
+            "parking_lot",
+            "rain_gauge",
+        ):
             assert SEOUL_LON[0] <= f["lon"] <= SEOUL_LON[1] and SEOUL_LAT[0] <= f["lat"] <= SEOUL_LAT[1]
             assert f["district_code"] is not None, f["name"]
     districts = {f["district_code"]: f for f in found if f["facility"] == "district"}
@@ -85,8 +96,28 @@ def test_seeding_loads_the_real_facilities_once(app: App, tmp_path: Path) -> Non
     counts = [_count(app, t) for t in tables]
     assert counts[2] == counts[0]  # each Thing got its Location once: one HistoricalLocation
     again = seed_city(app.engine, imports=tmp_path, settings=app.settings)
-    assert "(0 new), 0 new datastreams, 0 new file sources" in again and "(2982 new)" in first
+    assert "(0 new), 0 new datastreams, 0 new file sources" in again and "(3083 new)" in first
     assert [_count(app, t) for t in tables] == counts
+
+
+def test_the_staff_car_park_is_internal_everywhere(app: App, tmp_path: Path) -> None:
+    seed_city(app.engine, imports=tmp_path, settings=app.settings)
+    stmt = (
+        select(things.c.properties, things.c.disclosure, locations.c.disclosure, datastreams.c.disclosure)
+        .join(thing_locations, thing_locations.c.thing_id == things.c.id)
+        .join(locations, locations.c.id == thing_locations.c.location_id)
+        .join(datastreams, datastreams.c.thing_id == things.c.id)
+    )
+    with app.engine.connect() as conn:
+        levels = {
+            (props["facility_key"], thing, location, stream)
+            for props, thing, location, stream in conn.execute(stmt)
+            if props.get("facility") == "parking_lot"
+        }
+    internal = {key for key, *marks in levels if set(marks) == {"internal"}}
+    assert internal == {"parking:cityhall-staff"}
+    assert all(set(marks) == {"public"} for key, *marks in levels if key not in internal)
+    assert len({key for key, *_ in levels}) == 76
 
 
 def test_demo_files_arrive_through_their_file_sources(app: App, tmp_path: Path) -> None:
@@ -138,6 +169,9 @@ def test_simulator_writes_the_city_feeds(app: App, tmp_path: Path) -> None:
     by_measure = Counter(s.measure for s in sim.city.streams)
     assert by_measure == {
         "bikes_available": 2749,
+        "parking_available": 76,
+        "parking_occupancy": 76,
+        "rainfall": 25,
         "turbidity": 6,
         "residual_chlorine": 6,
         "ph": 6,
@@ -156,6 +190,12 @@ def test_simulator_writes_the_city_feeds(app: App, tmp_path: Path) -> None:
                 values.setdefault(props["measure"], []).append((value, thing))
     assert {m: len(v) for m, v in values.items()} == dict(by_measure)  # every stream has a value
     assert all(0 <= v <= t["docks"] for v, t in values["bikes_available"])
+    occupancy = {t["facility_key"]: v for v, t in values["parking_occupancy"]}
+    for free, lot in values["parking_available"]:
+        assert 0 <= free <= lot["capacity"]
+        # Both streams of a car park come from the same spaces taken.
+        assert occupancy[lot["facility_key"]] == pytest.approx(100 * (1 - free / lot["capacity"]), abs=0.051)
+    assert all(0 <= v < 150 for v, _ in values["rainfall"])  # mm/h
     assert all(0 < v < 0.5 for v, _ in values["turbidity"])  # drinking-water limit 0.5 NTU
     assert all(0.1 <= v <= 4.0 for v, _ in values["residual_chlorine"])
     assert all(5.8 <= v <= 8.5 for v, _ in values["ph"])
@@ -169,6 +209,39 @@ def test_commuters_empty_residential_stations_and_fill_offices() -> None:
     assert bike_fill(residential, 8.5, weekend=False) < bike_fill(residential, 2.0, weekend=False) - 0.2
     assert bike_fill(office, 9.0, weekend=False) > bike_fill(office, 2.0, weekend=False) + 0.2
     assert bike_fill(office, 19.0, weekend=False) < bike_fill(office, 9.0, weekend=False)
+
+
+def test_car_parks_fill_with_office_hours_or_with_the_evening() -> None:
+    residential, office = "11350", "11680"  # Nowon-gu, Gangnam-gu
+    assert parking_taken(office, 11.0, weekend=False) > parking_taken(office, 3.0, weekend=False) + 0.5
+    assert (
+        parking_taken(residential, 22.0, weekend=False)
+        > parking_taken(residential, 13.0, weekend=False) + 0.3
+    )
+    assert parking_taken(office, 11.0, weekend=True) < parking_taken(office, 11.0, weekend=False) - 0.3
+    for district in (residential, office, "11440"):  # and a mixed one (Mapo-gu)
+        for hour in range(24):
+            for weekend in (False, True):
+                assert 0.1 <= parking_taken(district, hour, weekend) <= 0.95
+
+
+def test_rainfall_adds_up_to_the_real_normals_and_falls_when_the_air_is_humid() -> None:
+    model = CityModel(load_calibration())
+    feeds = CityFeeds(model, [])
+    normal_year = sum(model.cal.normal(m).precipitation for m in range(1, 13))
+    assert 1300 < normal_year < 1450  # Seoul, 2005-2021 (the calibration's weather file)
+    start = datetime(2010, 1, 1, tzinfo=UTC)
+    hours = [start + timedelta(hours=h) for h in range(24 * 365 * 10)]
+    rain = [feeds.rainfall("11680", t) for t in hours]
+    assert abs(sum(rain) / 10 - normal_year) < 0.1 * normal_year  # ten years of hourly rates
+    assert 0.04 < sum(r > 0 for r in rain) / len(rain) < 0.15  # it rains now and then, not always
+    sensor = model.new_state("rain-test")
+    humidity: dict[bool, list[float]] = {True: [], False: []}
+    for t in hours[: 24 * 120 : 3]:
+        humidity[feeds.rainfall("11680", t) > 0].append(model.reading("humidity", "11680", t, sensor))
+    assert humidity[True] and fmean(humidity[True]) > fmean(humidity[False]) + 5  # humid while it rains
+    again = CityFeeds(CityModel(load_calibration()), [])  # a restart writes the same numbers
+    assert [again.rainfall("11680", t) for t in hours[:500]] == rain[:500]
 
 
 def test_living_population_moves_to_offices_and_grows_by_day() -> None:

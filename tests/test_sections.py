@@ -243,6 +243,104 @@ def test_park_series_sums_the_parks_per_hour(city: App, client: TestClient) -> N
     assert widget(body, "visitors")["value"] == 500 + 1000
 
 
+def test_ground_vibration_is_the_highest_s_dot_reading(
+    app: App, client: TestClient, staff: tuple[str, str]
+) -> None:
+    ids = {
+        "g1": create_sensor(app, "g1", observed_property="Vibration"),
+        "g2": create_sensor(app, "g2", observed_property="Vibration", lon_lat=(127.03, 37.51)),
+        "j1": create_sensor(app, "j1", observed_property="Vibration", lon_lat=(126.9816, 37.5735)),
+        "hidden": create_sensor(app, "hidden", observed_property="Vibration", disclosure="internal"),
+    }
+    now = datetime.now(UTC)
+    app.ingest.ingest(
+        [
+            ObservationIn(ids[k], v, phenomenon_time=now - timedelta(hours=24))
+            for k, v in {"g1": 0.1, "g2": 0.2, "j1": 0.04}.items()
+        ]
+        + [
+            ObservationIn(ids[k], v, phenomenon_time=now - timedelta(minutes=1))
+            for k, v in {"g1": 0.12, "g2": 0.3, "j1": 0.05, "hidden": 9.9}.items()
+        ]
+        + [ObservationIn(ids["g1"], 0.5, phenomenon_time=now - timedelta(hours=2))],
+        channel="t",
+    )
+    body = client.get("/api/status/sections/safety").json()
+    figure = widget(body, "vibration")
+    assert figure["value"] == pytest.approx(0.3) and figure["decimals"] == 3
+    assert figure["trend"] == pytest.approx(0.3 - 0.2)
+    choropleth = {d["code"]: d["value"] for d in widget(body, "vibration_districts")["districts"]}
+    assert choropleth[GANGNAM] == pytest.approx(0.3) and choropleth[JONGNO] == pytest.approx(0.05)
+    assert sum(v is not None for v in choropleth.values()) == 2
+    (line,) = widget(body, "vibration_24h")["series"]
+    assert [p[1] for p in line["points"]] == pytest.approx([0.5, 0.3])  # the highest sensor, per hour
+    inside = client.get("/api/status/sections/safety", auth=staff).json()
+    assert widget(inside, "vibration")["value"] == pytest.approx(9.9)  # the internal sensor counts inside
+
+
+def test_car_parks_free_spaces_and_occupancy_keep_the_staff_lot_inside(
+    city: App, client: TestClient, staff: tuple[str, str]
+) -> None:
+    free = streams_of(city, "Parking spaces free", "parking_lot")
+    taken = streams_of(city, "Parking occupancy", "parking_lot")
+    readings = {  # lot -> (free spaces, occupancy %)
+        f"parking:{GANGNAM}-1": (40, 80.0),
+        f"parking:{GANGNAM}-2": (10, 95.0),
+        f"parking:{JONGNO}-1": (25, 50.0),
+        "parking:cityhall-staff": (7, 90.0),  # internal, in Jung-gu
+    }
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    city.ingest.ingest(
+        [ObservationIn(free[lot, None], f, phenomenon_time=now) for lot, (f, _) in readings.items()]
+        + [ObservationIn(taken[lot, None], o, phenomenon_time=now) for lot, (_, o) in readings.items()],
+        channel="t",
+    )
+    codes = [code for code, _, _ in city.geo.districts()]
+    jung = "11140"
+
+    public = client.get("/api/status/sections/transport").json()
+    figure = widget(public, "parking_free")
+    assert figure["value"] == 40 + 10 + 25 and figure["detail"]["count"] == 3
+    assert figure["unit"] == "{spaces}"
+    bars = dict(zip(codes, widget(public, "parking_by_district")["values"], strict=True))
+    assert bars[GANGNAM] == pytest.approx(87.5) and bars[JONGNO] == pytest.approx(50.0)
+    assert bars[jung] is None and sum(v is not None for v in bars.values()) == 2
+    assert widget(public, "parking_24h")["series"][0]["points"][-1][1] == 40 + 10 + 25
+    layer = client.get("/api/status/sections/transport/layers/parking_map").json()
+    features = {f["properties"]["name"]["en"]: f["properties"] for f in layer["features"]}
+    assert len(features) == 75 and "Seoul City Hall staff car park" not in features
+    assert features["Gangnam-gu public car park 1"]["value"] == 80.0
+    assert features["Gangnam-gu public car park 1"]["facility_label"]["en"] == "Public car park"
+    assert features["Gangnam-gu public car park 3"]["value"] is None  # no reading yet
+
+    inside = client.get("/api/status/sections/transport", auth=staff).json()
+    assert widget(inside, "parking_free")["value"] == 40 + 10 + 25 + 7
+    staff_bars = dict(zip(codes, widget(inside, "parking_by_district")["values"], strict=True))
+    assert staff_bars[jung] == pytest.approx(90.0)
+    staff_layer = client.get("/api/status/sections/transport/layers/parking_map", auth=staff).json()
+    assert len(staff_layer["features"]) == 76
+
+
+def test_rainfall_figures_are_the_gauges_latest_readings(city: App, client: TestClient) -> None:
+    gauges = streams_of(city, "Rainfall intensity", "rain_gauge")
+    assert len(gauges) == 25
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    city.ingest.ingest(
+        [
+            ObservationIn(gauges[f"rain:{GANGNAM}", None], 12.5, phenomenon_time=now),
+            ObservationIn(gauges[f"rain:{JONGNO}", None], 3.0, phenomenon_time=now),
+        ],
+        channel="t",
+    )
+    body = client.get("/api/status/sections/safety").json()
+    figure = widget(body, "rain_max")
+    assert figure["value"] == 12.5 and figure["unit"] == "mm/h" and figure["detail"]["count"] == 2
+    choropleth = {d["code"]: d["value"] for d in widget(body, "rain_districts")["districts"]}
+    assert choropleth[GANGNAM] == 12.5 and choropleth[JONGNO] == 3.0
+    assert sum(v is not None for v in choropleth.values()) == 2
+    assert widget(body, "fire_stations")["value"] == 119  # the real facilities are there too
+
+
 # -- disclosure ---------------------------------------------------------------------------------
 def test_internal_facilities_and_streams_never_reach_the_public(
     city: App, client: TestClient, staff: tuple[str, str]

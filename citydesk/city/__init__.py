@@ -3,7 +3,8 @@
 Real data (``data/README.md`` gives provenance and SHA-256): the 119 safety centres, emergency
 rooms, Ddareungi bike stations, registered population (2020) and CCTV cameras (2016) per district.
 Where Seoul publishes no usable data here, synthetic feeds stand in for the city's own: the
-simulator writes bikes available, water quality, park visitors and living population
+simulator writes bikes available, car-park occupancy (at synthetic car parks), rainfall (at a
+simulated gauge per district), water quality, park visitors and living population
 (``citydesk.simulator.city``); prices and finances arrive as CSV files through ``file`` sources
 (``feeds``). ``seed_city`` loads it all, idempotently, in a few seconds.
 """
@@ -22,6 +23,8 @@ from citydesk.city.facilities import (
     district_statistics,
     emergency_rooms,
     fire_stations,
+    parking_lots,
+    rain_gauges,
     synthetic_places,
 )
 from citydesk.city.feeds import register_sources
@@ -49,12 +52,15 @@ def seed_city(engine: Engine, *, imports: Path = DEMO_IMPORTS, settings: Setting
     settings = settings or Settings.from_env()
     with engine.begin() as conn:
         geo = CityGeo.from_db(conn, settings)
+        districts = _district_points(geo)
         facilities = (
             fire_stations()
             + emergency_rooms()
             + bike_stations()
-            + district_statistics(_district_points(geo))
+            + district_statistics(districts)
+            + rain_gauges(districts)
             + synthetic_places()
+            + parking_lots()
         )
         now = datetime.now(UTC)
         new_things, new_streams = provision(conn, geo, facilities, now=now)

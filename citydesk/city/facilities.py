@@ -24,6 +24,9 @@ SOURCES = {
     "bike": "Seoul Open Data Plaza, 공공자전거 대여소 정보 (2023-06)",
     "district": "Seoul registered population 2020 (주민등록인구) and CCTV by district 2016 (Seoul Open Data)",
     "synthetic": "citydesk demo: synthetic place list (approximate real positions), see citydesk/city/data/README.md",
+    "rain": "citydesk demo: simulated rain gauge, scaled to Seoul's monthly precipitation normals 2005-2021",
+    "parking": "citydesk demo: synthetic public car parks (invented positions and capacities), "
+    "see citydesk/city/data/README.md",
 }
 
 
@@ -52,6 +55,8 @@ class Facility:
     extra: dict[str, Any] = field(default_factory=dict)
     streams: list[Stream] = field(default_factory=list)
     synthetic: bool = False
+    disclosure: str = "public"
+    """Level of the Thing, its Location and its Datastreams (a staff-only car park is internal)."""
 
     def properties(self) -> dict[str, Any]:
         return {
@@ -176,6 +181,28 @@ def district_statistics(districts: list[tuple[str, str, str, float, float]]) -> 
     return out
 
 
+def rain_gauges(districts: list[tuple[str, str, str, float, float]]) -> list[Facility]:
+    """A simulated rain gauge per district (where Seoul's weather stations would report), at the
+    same point as the district's statistics Thing."""
+    return [
+        Facility(
+            f"rain:{code}",
+            "rain_gauge",
+            "safety",
+            f"{ko} 강우량계 (모의)",
+            f"{en} rain gauge (simulated)",
+            ko,
+            SOURCES["rain"],
+            lon,
+            lat,
+            {"district": code},
+            [Stream("rainfall", "simulator")],
+            synthetic=True,
+        )
+        for code, ko, en, lon, lat in districts
+    ]
+
+
 def synthetic_places() -> list[Facility]:
     """Purification centres, parks, markets and the city's finance office (``places.csv``)."""
     out = []
@@ -209,3 +236,25 @@ def synthetic_places() -> list[Facility]:
             )
         )
     return out
+
+
+def parking_lots() -> list[Facility]:
+    """Public car parks with their ``capacity`` (``parking.csv``, synthetic): the simulator fills them."""
+    return [
+        Facility(
+            r["key"],
+            "parking_lot",
+            "transport",
+            r["name_ko"],
+            r["name_en"],
+            r["address"],
+            SOURCES["parking"],
+            float(r["lon"]),
+            float(r["lat"]),
+            {"capacity": int(r["capacity"])},
+            [Stream("parking_available", "simulator"), Stream("parking_occupancy", "simulator")],
+            synthetic=True,
+            disclosure=r["disclosure"],
+        )
+        for r in _rows("parking.csv")
+    ]

@@ -37,8 +37,8 @@ from citydesk.hub.models import (
 FAMILY = "city"
 """Retention family of the city feeds' Datastreams."""
 FEED_SENSORS = {
-    "simulator": ("citydesk city-feed simulator", "Simulated city feeds (bikes, water quality, parks, "
-                  "living population) standing in for the city's own systems"),
+    "simulator": ("citydesk city-feed simulator", "Simulated city feeds (bikes, car parks, rainfall, water "
+                  "quality, parks, living population) standing in for the city's own systems"),
     "file": ("Demo file feed", "Synthetic CSV files read by the hub's file connector, standing in for "
              "the city's own exports (prices, finances)"),
 }  # fmt: skip
@@ -101,6 +101,7 @@ def _location_row(f: Facility, geo: CityGeo) -> dict[str, Any]:
         "description": f.address,
         "encoding_type": "application/geo+json",
         "location": point,
+        "disclosure": f.disclosure,
         **spatial_columns(point, geo),
     }
 
@@ -115,7 +116,12 @@ def provision(
         ids = conn.execute(
             insert(things).returning(things.c.id, sort_by_parameter_order=True),
             [
-                {"name": f"{f.name_ko} ({f.name_en})", "description": f.address, "properties": f.properties()}
+                {
+                    "name": f"{f.name_ko} ({f.name_en})",
+                    "description": f.address,
+                    "properties": f.properties(),
+                    "disclosure": f.disclosure,
+                }
                 for f in new
             ],
         ).scalars()
@@ -166,7 +172,7 @@ def _provision_streams(
         series = f" {s.label[1]}" if s.label else ""
         properties: dict[str, Any] = {
             "family": FAMILY,
-            "disclosure": "public",
+            "disclosure": f.disclosure,
             "measure": s.measure,
             "feed": s.feed,
             "simulated": True,
@@ -186,6 +192,7 @@ def _provision_streams(
                 "sensor_id": sensor_ids[s.feed],
                 "observed_property_id": props_ids[s.measure],
                 "family": FAMILY,
+                "disclosure": f.disclosure,
                 "district_code": geo.district_of(f.lon, f.lat),
             }
         )

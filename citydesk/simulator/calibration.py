@@ -35,6 +35,8 @@ class ClimateNormal:
     """Mean daily minimum, °C."""
     humidity: float
     wind: float
+    precipitation: float
+    """Mean monthly total, mm (the rainfall feed of ``simulator.city`` is scaled to it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,21 +133,22 @@ def parse_climate(rows: Iterable[list[str]]) -> tuple[ClimateNormal, ...]:
     """Rows of the monthly weather CSV (header first) -> twelve monthly normals."""
     it = iter(rows)
     header = [h.strip() for h in next(it)]
-    cols = {k: header.index(k) for k in ("기간", "기온", "최고기온", "최저기온", "상대습도", "풍속")}
+    names = ("기온", "최고기온", "최저기온", "상대습도", "풍속", "강수량")
+    cols = {k: header.index(k) for k in ("기간", *names)}
     by_month: dict[int, list[list[float]]] = {m: [] for m in range(1, 13)}
     for row in it:
         if not row or "-" not in row[cols["기간"]]:
             continue
         month = int(row[cols["기간"]].split("-")[1])
-        values = [_number(row[cols[k]]) for k in ("기온", "최고기온", "최저기온", "상대습도", "풍속")]
+        values = [_number(row[cols[k]]) for k in names]
         if all(v is not None for v in values):
             by_month[month].append([v for v in values if v is not None])
     normals = []
     for month, rows_ in by_month.items():
         if not rows_:
             raise ValueError(f"climate file has no complete row for month {month}")
-        mean, tmax, tmin, hum, wind = (round(fmean(col), 2) for col in zip(*rows_, strict=True))
-        normals.append(ClimateNormal(month, mean, tmax, tmin, hum, wind))
+        mean, tmax, tmin, hum, wind, rain = (round(fmean(col), 2) for col in zip(*rows_, strict=True))
+        normals.append(ClimateNormal(month, mean, tmax, tmin, hum, wind, rain))
     return tuple(normals)
 
 

@@ -35,6 +35,7 @@ FACILITY_LABELS: dict[str, dict[str, str]] = {
     "fire_station": {"ko": "119안전센터", "en": "119 safety centre"},
     "emergency_room": {"ko": "응급실", "en": "Emergency room"},
     "bike_station": {"ko": "따릉이 대여소", "en": "Ddareungi bike station"},
+    "parking_lot": {"ko": "공영주차장", "en": "Public car park"},
     "water_plant": {"ko": "아리수정수센터", "en": "Arisu purification centre"},
     "park": {"ko": "공원", "en": "Park"},
     "market": {"ko": "전통시장", "en": "Traditional market"},
