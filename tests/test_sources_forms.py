@@ -39,8 +39,8 @@ from citydesk.hub.sources import (
     record_run,
 )
 from citydesk.hub.sources.editor import edit_form, new_form
-from citydesk.hub.sources.forms import REQUIRED, FormField, place_errors, read, schema_fields, texts
 from citydesk.web.app import App, create_asgi
+from citydesk.web.forms import REQUIRED, FormField, place_errors, read, schema_fields, texts
 from tests.conftest import port_open
 from tests.test_sources import AIR_CSV, OFFICIAL, PW, STAFF, air_api, air_mapping, api_source, wait_for
 
@@ -81,8 +81,9 @@ class Page(HTMLParser):
             if tag == "textarea":
                 self._capture = ("textarea", "input", a["name"])
             self._select = a["name"] if tag == "select" else ""
-        elif tag == "option" and self._select:
-            self._selected = "selected" in a
+        elif tag == "option" and self._select and "selected" in a:
+            self.inputs[self._select]["value"] = a.get("value", "")
+            self._selected = "value" not in a  # else the text is the value
         elif a.get("class") == "field-error":
             self._capture = (tag, "error", a["id"].removesuffix("-error"))
         elif a.get("role") == "alert":

@@ -34,6 +34,7 @@ def include_routers(api: FastAPI) -> None:
         events.router,
         events.pages_router,
         alerts.router,
+        alerts.pages_router,
         status_screens.router,
     ):
         api.include_router(router)

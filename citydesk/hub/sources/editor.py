@@ -13,35 +13,32 @@ validates whatever it is given, as it does for the API.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import Any
 
 from citydesk.errors import CitydeskError, Conflict
 from citydesk.hub.connectors.base import MASK, ConnectorConfig
-from citydesk.hub.sources.forms import FormField, place_errors, read, schema_fields, texts, typed
 from citydesk.hub.sources.service import DEFAULT_INTERVAL, CheckFailed
 from citydesk.hub.sources.types import SourceIn, SourcePatch
+from citydesk.web.forms import (
+    FormField,
+    FormInvalid,
+    Model,
+    load_strings,
+    read,
+    schema_fields,
+    texts,
+    typed,
+    validate,
+)
 
 STRINGS = Path(__file__).with_name("strings.toml")
 CONFIG = "config."
 """Prefix of the config inputs' names, so a config field may be called ``name`` like the source."""
 TAKEN = "이 이름의 소스가 이미 있습니다. Another source has this name."
 CHECK_FAILED = "저장하지 않았습니다. 소스 확인에 실패했습니다. Not saved: the source failed its check"
-Model = TypeVar("Model", bound=BaseModel)
-
-
-class FormInvalid(Exception):
-    """The form cannot become a ``SourceIn``/``SourcePatch``: bad JSON, or a bad field of the source."""
-
-    def __init__(self, errors: dict[str, list[str]], problems: list[str]) -> None:
-        super().__init__(errors, problems)
-        self.errors = errors
-        self.problems = problems
 
 
 @dataclass
@@ -75,16 +72,11 @@ class SourceForm:
         return {f.key for f in self.config if f.widget == "password" and shown.get(f.name) == MASK}
 
 
-def _strings() -> dict[str, Any]:
-    with STRINGS.open("rb") as fh:
-        return tomllib.load(fh)
-
-
 def _common(kind: Mapping[str, Any], *, editing: bool) -> list[FormField]:
     """The source's own fields: the interval only for poll kinds; "enabled" only when adding
     (an existing source has its own button); "read again" only for poll kinds, when editing."""
     poll = kind["mode"] == "poll"
-    strings = _strings()
+    strings = load_strings(STRINGS)
     names = ["name", *(["interval_seconds"] if poll else []), "disclosure"]
     fields = schema_fields(
         SourceIn.model_json_schema(), strings, only=names if editing else [*names, "enabled"]
@@ -110,21 +102,12 @@ def edit_form(kind: dict[str, Any], model: type[ConnectorConfig], source: dict[s
     return SourceForm(kind, model, common, config, values, source)
 
 
-def _validate(
-    model: type[Model], values: dict[str, Any], fields: list[FormField]
-) -> tuple[Model | None, dict[str, list[str]], list[str]]:
-    try:
-        return model.model_validate(values), {}, []
-    except ValidationError as exc:
-        return None, *place_errors(exc.errors(), fields)
-
-
 def _parse(form: SourceForm, data: Mapping[str, str], model: type[Model], extra: dict[str, Any]) -> Model:
     form.values = typed(form.common + form.config, data)
     own, unread_own = read(form.common, data)
     config, unread = read(form.config, data, keep_secrets=form.source is not None)
-    parsed, errors, problems = _validate(model, own | extra | {"config": config}, form.common)
-    _, config_errors, config_problems = _validate(form.model, config, form.config)
+    parsed, errors, problems = validate(model, own | extra | {"config": config}, form.common)
+    _, config_errors, config_problems = validate(form.model, config, form.config)
     # An input refused while reading (bad JSON, left empty) is missing from ``config``: the
     # model's "required" would only repeat it.
     errors |= unread_own | unread | {k: v for k, v in config_errors.items() if k not in unread}

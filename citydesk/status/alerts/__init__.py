@@ -2,8 +2,9 @@
 
 ``kinds`` is the registry of rule kinds; ``service`` stores rules; ``engine`` judges readings
 (each worker its own stored batches, plus a periodic check for silence) and raises or clears
-events through ``citydesk.status.events``; ``api`` is the CRUD for ``alerts.manage``; ``seed``
-adds the demo's Seoul rules. ``attach`` wires it all into an app.
+events through ``citydesk.status.events``; ``api`` is the CRUD for ``alerts.manage``, and ``pages``
+(forms by ``editor``) its staff pages at ``/status/alert-rules``; ``seed`` adds the demo's Seoul
+rules. ``attach`` wires it all into an app.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from citydesk.status.alerts.api import router
 from citydesk.status.alerts.engine import BACK_TO_NORMAL, AlertEngine, NodataCheck, RuleCache
 from citydesk.status.alerts.kinds import KINDS, RuleKind, register
+from citydesk.status.alerts.pages import pages_router
 from citydesk.status.alerts.seed import seed_alert_rules
 from citydesk.status.alerts.service import RULES_TOPIC, RuleIn, RulePatch, create_rule
 
@@ -31,6 +33,7 @@ __all__ = [
     "RulePatch",
     "attach",
     "create_rule",
+    "pages_router",
     "register",
     "router",
     "seed_alert_rules",

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from citydesk.auth import Disclosure
 from citydesk.errors import NotFound, ValidationFailed
@@ -21,7 +21,7 @@ from citydesk.hub.catalog import DatastreamFacts
 from citydesk.hub.models import datastreams
 from citydesk.status.alerts.kinds import Params, kind_of, parse_params
 from citydesk.status.events import Kind, Severity
-from citydesk.status.models import alert_rules
+from citydesk.status.models import alert_rules, events
 
 if TYPE_CHECKING:
     from citydesk.web.app import App
@@ -144,10 +144,30 @@ def _changed(app: App, rule_id: int) -> None:
     app.bus.publish(RULES_TOPIC, {"id": rule_id})
 
 
+def _raised(conn: Connection) -> dict[int, tuple[int, datetime | None]]:
+    """Per rule: how many of its events are open, and when it last raised one (one query)."""
+    stmt = (
+        select(
+            events.c.rule_id,
+            func.count().filter(events.c.resolved_at.is_(None)),
+            func.max(events.c.opened_at),
+        )
+        .where(events.c.rule_id.is_not(None))
+        .group_by(events.c.rule_id)
+    )
+    return {rule_id: (open_, last) for rule_id, open_, last in conn.execute(stmt)}
+
+
 def list_rules(app: App) -> dict[str, Any]:
+    """Every rule, with its open events and when it last raised one (what staff check first)."""
     with app.engine.connect() as conn:
         rows = conn.execute(select(alert_rules).order_by(alert_rules.c.id)).all()
-    return {"rules": [rule_json(r) for r in rows]}
+        raised = _raised(conn)
+    rules = []
+    for r in rows:
+        open_events, last = raised.get(r.id, (0, None))
+        rules.append(rule_json(r) | {"open_events": open_events, "last_raised": _iso(last)})
+    return {"rules": rules}
 
 
 def get_rule(app: App, rule_id: int) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """HTML form fields generated from a pydantic model's JSON schema, and submitted text read back.
 
-Every connector's ``config.py`` is a pydantic model; its JSON schema says which inputs the staff
-form has and its ``strings.toml`` what they are called in Korean and English. So a new kind (a
-plugin included) gets its add and edit pages without any HTML, and the page and the API are
-checked by the same model. The mapping from schema to widget:
+Every connector's ``config.py`` and every alert-rule kind's params are pydantic models; the JSON
+schema says which inputs a staff form has and a ``strings.toml`` what they are called in Korean
+and English. So a new kind (a plugin included) gets its add and edit pages without any HTML, and
+the page and the API are checked by the same model. The mapping from schema to widget:
 
 ============================================  ===========================================
 schema                                        widget
@@ -26,9 +26,13 @@ errors are placed back on the fields by ``place_errors``.
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from citydesk.hub.connectors.base import MASK
 
@@ -37,6 +41,7 @@ SCALARS = ("string", "integer", "number", "boolean")
 INPUT_TYPES = {"uri": "url", "url": "url", "email": "email", "multiline": "multiline"}
 """JSON-schema string formats that have an HTML input of their own (``multiline``: a textarea,
 for text such as SQL that is written over several lines)."""
+Model = TypeVar("Model", bound=BaseModel)
 REQUIRED = "필수 항목입니다. Required."
 BAD_JSON = "JSON 형식이 아닙니다. Not valid JSON"
 
@@ -77,6 +82,9 @@ class FormField:
     default: Any = None
     input_type: str = "text"
     options: tuple[str, ...] = ()
+    option_labels: tuple[Words, ...] = ()
+    """What each option is called (``strings.toml``: ``fields.<name>.options.<value>``); the value
+    itself where no words are given."""
     minimum: float | None = None
     maximum: float | None = None
     min_length: int | None = None
@@ -148,6 +156,14 @@ def _words(strings: Mapping[str, Any], name: str, key: str, fallback: str) -> Wo
 
     en = one("en") or fallback
     return Words(ko=one("ko") or en, en=en)
+
+
+def _option_words(strings: Mapping[str, Any], name: str, options: Iterable[str]) -> tuple[Words, ...]:
+    def one(lang: str, option: str) -> str:
+        found = strings.get(lang, {}).get("fields", {}).get(name, {}).get("options", {}).get(option, "")
+        return str(found).strip()
+
+    return tuple(Words(ko=one("ko", o) or one("en", o) or o, en=one("en", o) or o) for o in options)
 
 
 def _type_name(prop: Mapping[str, Any], defs: Mapping[str, Any]) -> str:
@@ -249,6 +265,7 @@ def schema_fields(
                 default=shape.get("default"),
                 input_type=INPUT_TYPES.get(str(shape.get("format")), "text"),
                 options=tuple(str(v) for v in shape.get("enum", ())),
+                option_labels=_option_words(strings, name, (str(v) for v in shape.get("enum", ()))),
                 minimum=_bound(shape, "minimum", "exclusiveMinimum", 1),
                 maximum=_bound(shape, "maximum", "exclusiveMaximum", -1),
                 min_length=shape.get("minLength"),
@@ -364,3 +381,28 @@ def place_errors(
         else:
             placed.setdefault(key, []).append(human(error))
     return placed, general
+
+
+def load_strings(path: Path) -> dict[str, Any]:
+    """A ``strings.toml``: ``{lang: {"fields": {name: {"label", "help"}}}}``, as ``schema_fields`` reads it."""
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+class FormInvalid(Exception):
+    """A submitted form cannot become its model: bad JSON, a required input left empty, a bad field."""
+
+    def __init__(self, errors: dict[str, list[str]], problems: list[str]) -> None:
+        super().__init__(errors, problems)
+        self.errors = errors
+        self.problems = problems
+
+
+def validate(
+    model: type[Model], values: dict[str, Any], fields: list[FormField]
+) -> tuple[Model | None, dict[str, list[str]], list[str]]:
+    """``values`` as ``model``, or its errors placed on ``fields`` (and those of no one field)."""
+    try:
+        return model.model_validate(values), {}, []
+    except ValidationError as exc:
+        return None, *place_errors(exc.errors(), fields)
