@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -26,7 +24,7 @@ from citydesk.status.alerts import editor, service
 from citydesk.status.events import SEVERITIES
 from citydesk.web.deps import get_app
 from citydesk.web.forms import FormInvalid
-from citydesk.web.templating import render
+from citydesk.web.templating import city_clock, render
 
 pages_router = APIRouter(include_in_schema=False)
 LISTING = "/status/alert-rules"
@@ -49,12 +47,6 @@ def _manage(
         return render(request, "alert_rules_refused.html", context, status_code=exc.status)
 
 
-def _local(request: Request) -> Callable[[str | None], str]:
-    """Times on the city's clock, to the minute (as the events pages show them)."""
-    zone = ZoneInfo(get_app(request).settings.timezone)
-    return lambda iso: datetime.fromisoformat(iso).astimezone(zone).strftime("%Y-%m-%d %H:%M") if iso else "—"
-
-
 def _form_page(request: Request, who: Principal, form: editor.RuleForm, status: int = 200) -> Response:
     context = {"form": form, "who": who, "kinds": editor.kind_choices()}
     return render(request, "alert_rule_form.html", context, status_code=status)
@@ -73,7 +65,7 @@ async def _submitted(request: Request) -> dict[str, str]:
 def rules_page(request: Request, who: CurrentPrincipal) -> Response:
     def page() -> Response:
         data = service.list_rules(get_app(request))
-        context = {"data": data, "who": who, "severities": SEVERITIES, "local": _local(request)}
+        context = {"data": data, "who": who, "severities": SEVERITIES, "local": city_clock(request)}
         return render(request, "alert_rules.html", context)
 
     return _manage(request, who, page)

@@ -26,7 +26,7 @@ from citydesk.status.commands import service
 from citydesk.status.commands.api import StatusFilter, next_url
 from citydesk.status.commands.schemas import CommandIn, SubjectKind
 from citydesk.web.deps import get_app
-from citydesk.web.templating import render
+from citydesk.web.templating import city_clock, render
 
 pages_router = APIRouter(include_in_schema=False)
 
@@ -56,18 +56,12 @@ def _back(target: str, fallback: str) -> str:
 
 
 def _context(request: Request, who: Principal, **values: Any) -> dict[str, Any]:
-    zone = ZoneInfo(get_app(request).settings.timezone)
-
-    def when(iso: str | None) -> str:
-        """A time on the city's clock, for the page before the script formats it per language."""
-        return datetime.fromisoformat(iso).astimezone(zone).strftime("%Y-%m-%d %H:%M") if iso else "–"
-
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return {
         "who": who,
-        "when": when,
+        "when": city_clock(request, empty="–"),
         "here": here,
-        "timezone": str(zone),
+        "timezone": get_app(request).settings.timezone,
         "can_send": who.can(Permission.COMMANDS_SEND),
     } | values
 

@@ -7,10 +7,8 @@ caller (the same service call), plus the city's clock for showing times.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -21,25 +19,15 @@ from citydesk.status.events import service
 from citydesk.status.events.api import filters, page
 from citydesk.status.events.workflow import KINDS, SEVERITIES, STATUS_LABELS
 from citydesk.web.deps import get_app
-from citydesk.web.templating import render
+from citydesk.web.templating import city_clock, render
 
 pages_router = APIRouter(include_in_schema=False)
-
-
-def _clock(request: Request) -> Any:
-    """Times on the city's clock (``TIMEZONE``), minutes shown: what a control room reads."""
-    zone = ZoneInfo(get_app(request).settings.timezone)
-
-    def local(iso: str | None) -> str:
-        return datetime.fromisoformat(iso).astimezone(zone).strftime("%Y-%m-%d %H:%M") if iso else "—"
-
-    return local
 
 
 def _common(request: Request, who: Principal) -> dict[str, Any]:
     return {
         "who": who,
-        "local": _clock(request),
+        "local": city_clock(request),
         "kinds": KINDS,
         "severities": SEVERITIES,
         "statuses": STATUS_LABELS,
