@@ -156,6 +156,40 @@ def partition_name(family: str, day: date | None = None) -> str:
     return f"obs_{family}" if day is None else f"obs_{family}_{day:%Y%m%d}"
 
 
+def create_partitions(conn: Connection, wanted: Iterable[tuple[str, date]]) -> None:
+    """Create, on ``conn`` (PostgreSQL), the family and day partitions of ``wanted`` that do not
+    exist yet. Another process creating the same one at the same moment is not an error."""
+    existing = {r[0] for r in conn.execute(text("SELECT relname FROM pg_class WHERE relkind IN ('r','p')"))}
+    for family, day in sorted(wanted):
+        fam_table = partition_name(family)
+        if fam_table not in existing:
+            _create(
+                conn,
+                f"CREATE TABLE IF NOT EXISTS {fam_table} PARTITION OF observations "
+                f"FOR VALUES IN ('{family}') PARTITION BY RANGE (phenomenon_time)",
+            )
+            existing.add(fam_table)
+        day_table = partition_name(family, day)
+        if day_table not in existing:
+            start = datetime.combine(day, time(), UTC)
+            end = start + timedelta(days=1)
+            _create(
+                conn,
+                f"CREATE TABLE IF NOT EXISTS {day_table} PARTITION OF {fam_table} "
+                f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')",
+            )
+            existing.add(day_table)
+
+
+def _create(conn: Connection, ddl: str) -> None:
+    # Another worker may create the same partition at the same moment; losing that race is fine.
+    try:
+        conn.exec_driver_sql(ddl)
+    except Exception as exc:
+        if "already exists" not in str(exc):
+            raise
+
+
 class WriteAgain(Exception):
     """A table this process believed in is gone; the next attempt, in a new transaction, makes it.
 
@@ -203,39 +237,9 @@ class ObservationStore:
         if not missing:
             return
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            existing = {
-                r[0] for r in conn.execute(text("SELECT relname FROM pg_class WHERE relkind IN ('r','p')"))
-            }
-            for family, day in sorted(missing):
-                fam_table = partition_name(family)
-                if fam_table not in existing:
-                    self._create(
-                        conn,
-                        f"CREATE TABLE IF NOT EXISTS {fam_table} PARTITION OF observations "
-                        f"FOR VALUES IN ('{family}') PARTITION BY RANGE (phenomenon_time)",
-                    )
-                    existing.add(fam_table)
-                day_table = partition_name(family, day)
-                if day_table not in existing:
-                    start = datetime.combine(day, time(), UTC)
-                    end = start + timedelta(days=1)
-                    self._create(
-                        conn,
-                        f"CREATE TABLE IF NOT EXISTS {day_table} PARTITION OF {fam_table} "
-                        f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')",
-                    )
-                    existing.add(day_table)
+            create_partitions(conn, missing)
         with self._lock:
             self._partitions |= missing | {(f, None) for f, _ in missing}
-
-    @staticmethod
-    def _create(conn: Connection, ddl: str) -> None:
-        # Another worker may create the same partition at the same moment; losing that race is fine.
-        try:
-            conn.exec_driver_sql(ddl)
-        except Exception as exc:
-            if "already exists" not in str(exc):
-                raise
 
     def forget_partitions(self) -> None:
         with self._lock:

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from citydesk.hub.models import observations, rollup_daily, rollup_hourly
-from citydesk.hub.store import ObservationStore, partition_name
+from citydesk.hub.store import ObservationStore, create_partitions
 
 PAGE = 20_000
 COPY_COLUMNS = tuple(c.name for c in observations.columns)
@@ -162,30 +162,13 @@ class ObservationShipper:
     def _ensure_partitions(self, wanted: set[tuple[str, date]]) -> None:
         """Create the PostgreSQL partitions the rows need, in the publishing transaction.
 
-        ``ObservationStore.ensure_partitions`` creates them from a connection of its own so that
-        concurrent writers never queue behind DDL; here that would wait forever, for this very
-        transaction already holds a lock on ``observations``. The publisher is the public
+        ``ObservationStore.ensure_partitions`` runs the same ``create_partitions`` on a connection of
+        its own so that concurrent writers never queue behind DDL; here that would wait forever,
+        for this very transaction already holds a lock on ``observations``. The publisher is the public
         database's only writer, so creating them inside its transaction costs no one anything."""
         if self.dst.dialect.name != "postgresql" or not wanted - self.partitions:
             return
-        existing = set(
-            self.dst.exec_driver_sql("SELECT relname FROM pg_class WHERE relkind IN ('r','p')").scalars()
-        )
-        for family, day in sorted(wanted - self.partitions):
-            family_table, day_table = partition_name(family), partition_name(family, day)
-            if family_table not in existing:
-                self.dst.exec_driver_sql(
-                    f"CREATE TABLE {family_table} PARTITION OF observations "
-                    f"FOR VALUES IN ('{family}') PARTITION BY RANGE (phenomenon_time)"
-                )
-                existing.add(family_table)
-            if day_table not in existing:
-                start = datetime.combine(day, time(), UTC)
-                self.dst.exec_driver_sql(
-                    f"CREATE TABLE {day_table} PARTITION OF {family_table} "
-                    f"FOR VALUES FROM ('{start.isoformat()}') TO ('{(start + DAY).isoformat()}')"
-                )
-                existing.add(day_table)
+        create_partitions(self.dst, wanted - self.partitions)
         self.partitions |= wanted
 
     def _rows(self, where: Any, limit: int | None = None) -> list[dict[str, Any]]:
